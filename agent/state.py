@@ -1,0 +1,57 @@
+"""Graph state shared by every regime, and the runtime context that carries the loaded models.
+
+State holds text, image ids/paths and the trace: never pixels, base64 or model objects, so any
+checkpoint of it stays small. Models, the image store and settings travel in the runtime context.
+Each field says which node writes it.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, TypedDict
+
+from agent.parsing import ToolCall, ToolCallError
+from agent.trace import ImageInfo, Step
+from tools.backends.base import Message, Perceiver, Reasoner, SamplingSettings
+from tools.images import ImageStore
+
+DEFAULT_MAX_EXTRACTIONS = 4
+
+
+class AgentState(TypedDict, total=False):
+    # Written by the caller.
+    question: str
+    options: list[str]
+    images: list[ImageInfo]
+    # Caller (precomputed) or the `observe` node: the "contents to observe" request.
+    request: str | None
+    # `start` and `reason`/`extract` nodes (iterative): the reasoner's chat history.
+    messages: Annotated[list[Message], operator.add]
+    # Every node that calls a model appends its step.
+    steps: Annotated[list[Step], operator.add]
+    # `start` sets it to the budget; `extract` counts it down (refused calls count too).
+    extractions_left: int
+    # `reason`: the last turn's tool calls, consumed by `extract`.
+    pending_calls: list[ToolCall]
+    pending_errors: list[ToolCallError]
+    # `extract`: set once the reasoner was told that calls made after the budget are refused.
+    refused_after_budget: bool
+    # `perceive`: the description(s) handed to the single-pass reasoner.
+    description: str
+    # The node that produced the final output (`reason`, `think` or `direct`).
+    final_output: str
+    final_text: str
+
+
+@dataclass
+class AgentContext:
+    """Runtime objects for one run, passed as LangGraph's `context`."""
+
+    reasoner: Reasoner | None
+    perceiver: Perceiver
+    store: ImageStore
+    settings: SamplingSettings = field(default_factory=SamplingSettings.paper)
+    max_extractions: int = DEFAULT_MAX_EXTRACTIONS
+    perceiver_max_new_tokens: int = 1024
+    observe_max_new_tokens: int = 128

@@ -1,0 +1,86 @@
+"""The result of a run and its trace: the JSON schema users read, store and inspect.
+
+A trace is an ordered list of steps. Each step is a reasoner turn (`kind: "reason"`) or a perceiver
+call (`kind: "extract"`; the end-to-end `direct` regime records its one VLM call as an extract step
+with purpose `direct`). `Result.model_json_schema()` is the documented schema; SCHEMA_VERSION changes
+whenever a field changes meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, Field
+
+SCHEMA_VERSION = "1"
+Mode = Literal["iterative", "extract", "caption", "direct"]
+MODES: tuple[str, ...] = ("iterative", "extract", "caption", "direct")
+
+
+class ToolCallRecord(BaseModel):
+    id: str = ""
+    name: str
+    arguments: dict
+
+
+class ReasonStep(BaseModel):
+    """One reasoner generate call."""
+
+    kind: Literal["reason"] = "reason"
+    purpose: Literal["observe", "answer", "iterate"] = Field(
+        description="observe: writes the extraction request; answer: the single-pass final answer; "
+        "iterate: a turn of the iterative loop"
+    )
+    thinking: str = ""
+    text: str = Field("", description="visible text, tool-call blocks removed")
+    tool_calls: list[ToolCallRecord] = []
+    tool_errors: list[str] = Field([], description="why each malformed <tool_call> block was rejected")
+    prompt_tokens: int = 0
+    thinking_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    finish_reason: Literal["stop", "length"] = "stop"
+
+
+class ExtractStep(BaseModel):
+    """One perceiver generate call (or a refused tool call, with `error` set and no output)."""
+
+    kind: Literal["extract"] = "extract"
+    purpose: Literal["extract", "caption", "direct"] = "extract"
+    request: str | None = Field(None, description="what the reasoner asked to see; None for generic captions")
+    instruction: str = Field("", description="the exact instruction sent to the perceiver")
+    image_id: str | None = None
+    region: list[float] | None = Field(None, description="normalised [x0, y0, x1, y1] zoom box, if any")
+    output: str = ""
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+Step = Annotated[Union[ReasonStep, ExtractStep], Field(discriminator="kind")]
+
+
+class ImageInfo(BaseModel):
+    id: str
+    path: str
+    width: int
+    height: int
+
+
+class Result(BaseModel):
+    """Everything a run produced. `answer` is None when the final output has no `Answer:` line."""
+
+    schema_version: str = SCHEMA_VERSION
+    mode: Mode
+    question: str
+    options: list[str] = []
+    images: list[ImageInfo] = []
+    answer: str | None = None
+    answer_found: bool = False
+    final_output: str = Field("", description="the raw final output (thinking included) the answer came from")
+    steps: list[Step] = []
+    extraction_calls: int = Field(0, description="perceiver calls that ran (refused tool calls excluded)")
+    reasoner: str | None = None
+    perceiver: str | None = None
+    seconds: float = 0.0

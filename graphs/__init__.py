@@ -1,0 +1,1 @@
+"""Compiled LangGraph graphs, the Python API (`ExtractThink`) and the `xthink` CLI."""

@@ -1,0 +1,116 @@
+"""The `xthink` command line: a thin typer layer over the Python API.
+
+User mistakes (bad files, bad options, models that cannot load) end with one red line on stderr and a
+non-zero exit, never a traceback. Exit codes: 0 ok, 1 selftest failure, 2 bad input, 3 model not loadable.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from agent.trace import MODES
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Small models that see and reason.")
+err = Console(stderr=True)
+
+EXIT_INPUT, EXIT_MODEL = 2, 3
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def ask(
+    args: List[str] = typer.Argument(..., metavar="IMAGE [IMAGE...] QUESTION", help="image files, then the question"),
+    option: List[str] = typer.Option([], "--option", "-o", help="a multiple-choice option; repeat for A, B, ..."),
+    mode: str = typer.Option("iterative", "--mode", "-m", help="iterative | extract | caption | direct"),
+    reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id or local folder"),
+    perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id or local folder"),
+    max_extractions: int = typer.Option(4, "--max-extractions", min=0, help="extraction calls (iterative)"),
+    no_think: bool = typer.Option(False, "--no-think", help="reasoner without thinking (paper's settings)"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON object (answer, mode, steps, ...)"),
+    trace_out: Optional[Path] = typer.Option(None, "--trace-out", help="write the full result JSON here"),
+    request: Optional[str] = typer.Option(None, help="precomputed 'contents to observe' request (extract mode)"),
+    greedy: bool = typer.Option(False, "--greedy", help="greedy decoding instead of the paper's sampling"),
+    seed: Optional[int] = typer.Option(None, help="random seed for sampling"),
+    thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2, help="thinking tokens before </think>"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="reasoner token cap"),
+    no_wait: bool = typer.Option(False, "--no-wait", help="mask self-reflection words (NoWait)"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+) -> None:
+    """Answer a question about one or more images, showing each step as it happens."""
+    from graphs.api import DEFAULT_PERCEIVER, DEFAULT_REASONER, AskOptions
+
+    if len(args) < 2:
+        _fail("pass at least one image and then the question: xthink ask IMAGE QUESTION", EXIT_INPUT)
+    if mode not in MODES:
+        _fail(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}", EXIT_INPUT)
+    settings = AskOptions(
+        max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
+        thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, no_wait=no_wait,
+    )  # fmt: skip
+    result = _run_ask(
+        args[:-1], args[-1], option, mode, reasoner or DEFAULT_REASONER, perceiver or DEFAULT_PERCEIVER,
+        request, settings, device, dtype, json_out,
+    )  # fmt: skip
+    if trace_out is not None:
+        trace_out.parent.mkdir(parents=True, exist_ok=True)
+        trace_out.write_text(result.model_dump_json(indent=2))
+    if json_out:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+
+
+def _run_ask(images, question, options, mode, reasoner, perceiver, request, settings, device, dtype, quiet):
+    from graphs.api import ExtractThink, InputError
+    from graphs.render import print_result, print_step
+    from tools.backends.loading import ModelLoadError, quiet_transformers
+    from tools.backends.spec import ModelSpecError
+    from tools.images import ImageError
+
+    from agent.trace import Result
+
+    quiet_transformers()
+    out = Console()
+    try:
+        agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype)
+        index = 0
+        for event in agent.stream(question, images, options, mode, request, settings):
+            if isinstance(event, Result):
+                if not quiet:
+                    print_result(out, event)
+                return event
+            index += 1
+            if not quiet:
+                print_step(out, index, event)
+    except (InputError, ImageError, ModelSpecError) as exc:
+        _fail(str(exc), EXIT_INPUT)
+    except ModelLoadError as exc:
+        _fail(str(exc), EXIT_MODEL)
+    raise RuntimeError("the run ended without a result")
+
+
+@app.command()
+def selftest(
+    keep: Optional[Path] = typer.Option(None, help="build the tiny models in this folder and keep them"),
+) -> None:
+    """Build tiny random-weight models offline and run every regime end to end; exit 0 only if all pass."""
+    from graphs.selftest import run_selftest
+
+    ok = run_selftest(Console(), keep)
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The iterative regime: reasoner <-> extract until the reasoner answers (this project's extension).
+
+`graph` is compiled at import (cheap, no models touched) so LangGraph tooling can list it.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from agent import loop
+from agent.state import AgentContext, AgentState
+
+
+def build() -> StateGraph:
+    builder = StateGraph(AgentState, context_schema=AgentContext)
+    builder.add_node("start", loop.start)
+    builder.add_node("reason", loop.reason)
+    builder.add_node("extract", loop.extract)
+    builder.add_edge(START, "start")
+    builder.add_edge("start", "reason")
+    builder.add_conditional_edges("reason", loop.route_after_reason, {"extract": "extract", "__end__": END})
+    builder.add_edge("extract", "reason")
+    return builder
+
+
+def recursion_limit(max_extractions: int) -> int:
+    """Supersteps the loop can need: start, then (reason, extract) per call, one refusal, the last reason."""
+    return 2 * (max_extractions + 2) + 4
+
+
+graph = build().compile()

@@ -1,0 +1,85 @@
+"""`xthink selftest`: check an install offline by running every regime on tiny random-weight models.
+
+The models are built with `tools.tiny_models` into a temporary folder and loaded through the same
+`from_pretrained` path as real checkpoints. Random weights say nothing about quality; what passes is
+the machinery: templates, generate, parsing, the perception tool, every graph and the result schema.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+from rich.console import Console
+from rich.table import Table
+
+from agent.trace import MODES, Result
+
+EXPECTED_FIRST_STEP = {
+    "iterative": ("reason", "iterate"),
+    "extract": ("reason", "observe"),
+    "caption": ("extract", "caption"),
+    "direct": ("extract", "direct"),
+}
+
+
+def _image(path: Path) -> Path:
+    img = Image.new("RGB", (96, 64), "white")
+    ImageDraw.Draw(img).rectangle((10, 10, 50, 50), fill="red")
+    img.save(path)
+    return path
+
+
+def check_result(result: Result, mode: str) -> str | None:
+    """Why a selftest result is wrong, or None when it has the shape its regime must have."""
+    if not result.steps:
+        return "no steps were recorded"
+    first = (result.steps[0].kind, result.steps[0].purpose)
+    if first != EXPECTED_FIRST_STEP[mode]:
+        return f"first step is {first}, expected {EXPECTED_FIRST_STEP[mode]}"
+    if mode in ("extract", "caption") and [s.kind for s in result.steps][-2:] != ["extract", "reason"]:
+        return "a single-pass run must end with an extraction and then the reasoner's answer"
+    if Result.model_validate_json(result.model_dump_json()) != result:
+        return "the result does not survive a JSON round trip"
+    return None
+
+
+def run_selftest(console: Console, keep: Path | None = None) -> bool:
+    from graphs.api import AskOptions, ExtractThink
+    from tools.backends.loading import quiet_transformers
+    from tools.tiny_models import build_all
+
+    quiet_transformers()
+    with tempfile.TemporaryDirectory(prefix="xthink-selftest-") as tmp:
+        root = Path(keep) if keep else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        models = build_all(root / "models")
+        console.print(f"built tiny models in {time.perf_counter() - started:.1f}s under {root / 'models'}")
+        image = _image(root / "selftest.png")
+        settings = AskOptions(greedy=True, max_new_tokens=24, thinking_budget=16, perceiver_max_new_tokens=16)
+        table = Table("perceiver", "mode", "status", "steps", "seconds")
+        ok = True
+        for family, perceiver in models.perceivers.items():
+            agent = ExtractThink(reasoner=str(models.reasoner), perceiver=str(perceiver), device="cpu")
+            for mode in MODES:
+                status, steps, seconds = _run_one(agent, image, mode, settings)
+                ok &= status == "pass"
+                table.add_row(family, mode, status, str(steps), f"{seconds:.2f}")
+        console.print(table)
+        console.print("[bold green]selftest passed[/]" if ok else "[bold red]selftest FAILED[/]")
+        return ok
+
+
+def _run_one(agent, image: Path, mode: str, settings) -> tuple[str, int, float]:
+    started = time.perf_counter()
+    try:
+        result = agent.ask("What colour is the square?", [image], ["red", "blue"], mode=mode, settings=settings)
+    except Exception as exc:  # noqa: BLE001 - a selftest reports every failure instead of stopping
+        traceback.print_exc()
+        return f"error: {exc}", 0, time.perf_counter() - started
+    problem = check_result(result, mode)
+    return ("pass" if problem is None else problem), len(result.steps), time.perf_counter() - started

@@ -1,0 +1,51 @@
+"""The single-pass regimes of the paper: Extract+Think, Caption+Think, and the end-to-end VLM.
+
+- `extract_graph`: the reasoner writes the "contents to observe" request (skipped when the caller
+  passes one), one extraction with it, then the reasoner thinks and answers.
+- `caption_graph`: one extraction with the generic instruction, then think and answer.
+- `direct_graph`: the VLM answers the question itself.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from agent import nodes
+from agent.state import AgentContext, AgentState
+
+
+def build_extract() -> StateGraph:
+    builder = StateGraph(AgentState, context_schema=AgentContext)
+    builder.add_node("observe", nodes.observe)
+    builder.add_node("perceive", nodes.perceive)
+    builder.add_node("think", nodes.think)
+    builder.add_conditional_edges(START, nodes.route_start, {"observe": "observe", "perceive": "perceive"})
+    builder.add_edge("observe", "perceive")
+    builder.add_edge("perceive", "think")
+    builder.add_edge("think", END)
+    return builder
+
+
+def build_caption() -> StateGraph:
+    builder = StateGraph(AgentState, context_schema=AgentContext)
+    builder.add_node("perceive", nodes.perceive)
+    builder.add_node("think", nodes.think)
+    builder.add_edge(START, "perceive")
+    builder.add_edge("perceive", "think")
+    builder.add_edge("think", END)
+    return builder
+
+
+def build_direct() -> StateGraph:
+    builder = StateGraph(AgentState, context_schema=AgentContext)
+    builder.add_node("direct", nodes.direct)
+    builder.add_edge(START, "direct")
+    builder.add_edge("direct", END)
+    return builder
+
+
+SINGLE_PASS_RECURSION_LIMIT = 10
+
+extract_graph = build_extract().compile()
+caption_graph = build_caption().compile()
+direct_graph = build_direct().compile()

@@ -1,0 +1,1 @@
+"""The perception tool, image handling and model backends."""

@@ -1,0 +1,126 @@
+"""The two model roles as small protocols, and the typed requests and outputs that cross them.
+
+Each protocol holds only what every backend (transformers in process, an OpenAI-compatible server,
+vLLM) can serve. Calls take a *list* of requests so a backend may later batch requests coming from
+concurrent samples into one generate call; a perceiver request carries an `image_key` so a backend may
+reuse one image's encoding across several extraction requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+
+from PIL import Image
+
+from agent.parsing import ToolCall, ToolCallError
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn in the OpenAI/Qwen layout that chat templates render."""
+
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    tool_call_id: str = ""
+
+    def to_template(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        if self.reasoning:
+            out["reasoning_content"] = self.reasoning
+        if self.tool_call_id:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Decoding settings. The defaults are the paper's thinking-mode settings (method.md section 1)."""
+
+    thinking: bool = True
+    greedy: bool = False
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 4096 + 1024
+    thinking_budget: int | None = 4096
+    no_wait: bool = False
+    seed: int | None = None
+
+    @classmethod
+    def paper(cls, thinking: bool = True, **overrides: Any) -> "SamplingSettings":
+        """The paper's settings for thinking (t=0.6, p=0.95, 5120 tokens) or not (t=0.7, p=0.8, 1024)."""
+        base = cls() if thinking else cls(thinking=False, temperature=0.7, top_p=0.8, max_new_tokens=1024)
+        return base.replace(**overrides) if overrides else base
+
+    def replace(self, **changes: Any) -> "SamplingSettings":
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ReasonRequest:
+    messages: tuple[Message, ...]
+    settings: SamplingSettings
+    tools: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReasonOutput:
+    """One reasoner turn: raw text as generated, and its parsed parts."""
+
+    raw: str
+    thinking: str
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_errors: list[ToolCallError] = field(default_factory=list)
+    prompt_tokens: int = 0
+    thinking_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    finish_reason: Literal["stop", "length"] = "stop"
+
+
+@dataclass(frozen=True)
+class PerceiveRequest:
+    """One perceiver call: images (already normalised RGB) and an instruction. Greedy, thinking off."""
+
+    images: tuple[Image.Image, ...]
+    instruction: str
+    image_key: str = ""
+    max_new_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class PerceiveOutput:
+    text: str
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+
+
+@runtime_checkable
+class Reasoner(Protocol):
+    """A text LLM that thinks, calls tools and answers."""
+
+    name: str
+
+    def reason(self, requests: Sequence[ReasonRequest]) -> list[ReasonOutput]: ...
+
+
+@runtime_checkable
+class Perceiver(Protocol):
+    """A vision-language model that describes images as instructed."""
+
+    name: str
+
+    def perceive(self, requests: Sequence[PerceiveRequest]) -> list[PerceiveOutput]: ...

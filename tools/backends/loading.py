@@ -1,0 +1,113 @@
+"""Load transformers models by hub id or local folder, once per process, with errors a user can act on.
+
+The loading calls are the ordinary `from_pretrained` ones, so the tiny test models and real checkpoints
+go through the same path. Failures are translated into ModelLoadError naming the model, whether the hub
+was reachable, and how to pass a local folder instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from tools.backends.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+_CACHE: dict[tuple, Any] = {}
+_LOCK = threading.Lock()
+
+LOCAL_HINT = (
+    "To use a model without the hub, download it on a machine that has access "
+    "(`hf download {name} --local-dir ./{short}`) and pass that folder instead."
+)
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs: 'auto' picks CUDA with bfloat16 when a GPU is present, else CPU with float32."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def resolve(self) -> tuple[str, Any]:
+        import torch
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.dtype != "auto":
+            return device, getattr(torch, self.dtype)
+        return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def cached(key: tuple, build: Callable[[], Any]) -> Any:
+    """Build a loaded model once per process and key; later calls reuse it."""
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = build()
+        return _CACHE[key]
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def explain_load_failure(spec: ModelSpec, role: str, exc: BaseException) -> ModelLoadError:
+    """Turn a from_pretrained failure into one clear sentence or two."""
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    short = spec.name.rsplit("/", 1)[-1]
+    hint = LOCAL_HINT.format(name=spec.name, short=short)
+    chain = _exception_chain(exc)
+    if spec.kind == "local":
+        return ModelLoadError(f"could not load {role} from folder '{spec.name}': {exc}")
+    if any(isinstance(e, GatedRepoError) for e in chain):
+        return ModelLoadError(f"{role} '{spec.name}' is gated on the hub: accept its licence and log in. {hint}")
+    if any(isinstance(e, RepositoryNotFoundError) for e in chain):
+        return ModelLoadError(f"{role} '{spec.name}' does not exist on the hub (check the spelling). {hint}")
+    if hub_offline() or any(isinstance(e, LocalEntryNotFoundError) for e in chain):
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else "the hub could not be reached"
+        return ModelLoadError(
+            f"{role} '{spec.name}' is not in the local cache and {why}, so it cannot be downloaded. {hint}"
+        )
+    return ModelLoadError(f"could not load {role} '{spec.name}': {exc}. {hint}")
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def load_config(spec: ModelSpec, role: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(spec.location)
+    except Exception as exc:  # noqa: BLE001 - translated for the user, with the cause attached
+        raise explain_load_failure(spec, role, exc) from exc
+
+
+def is_vision_config(config) -> bool:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    return config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+
+def quiet_transformers() -> None:
+    """Silence per-load progress bars; the CLI shows its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

@@ -1,0 +1,198 @@
+"""Build tiny random-weight models that load through the same `from_pretrained` code as real ones.
+
+Why this lives in the product and not only in tests: `xthink selftest` must check an install offline,
+without downloading anything, so it needs models it can make itself. The test suite uses the very same
+builders, so what the selftest exercises is what CI exercises.
+
+Every builder writes an ordinary Hugging Face folder (config, weights, tokenizer, processor, chat
+template) and returns its path; nothing here is special-cased by the loading code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CHAT_TEMPLATE_PATH = Path(__file__).with_name("chat_template.jinja")
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+# Non-special, as in real Qwen3: decode(skip_special_tokens=True) must keep them, or parsing breaks.
+PLAIN_ADDED_TOKENS = ["<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
+
+_CORPUS_LINES = [
+    "Describe the fine-grained content of the image, including scenes, objects, relationships,",
+    "instance location, and any text present. Especially, pay attention to the colour of the car.",
+    "You are an excellent text-based reasoning expert. Question: What is shown? Options: A. red B. blue",
+    "Please reason step by step, and give the final answer on the last line by itself in the format of",
+    'Answer: A Answer: B Answer: C Answer: D {"name": "extract", "arguments": {"request": "the sign"}}',
+    "region image description question options letter colour count text object left right top bottom",
+    "0123456789 [0.0, 0.25, 0.5, 0.75, 1.0] the a an of in on is are what which how many where why",
+]
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    """Paths of one set of tiny models: a reasoner and one folder per VLM family."""
+
+    reasoner: Path
+    perceivers: dict[str, Path]
+
+
+def build_tokenizer(out_dir: Path | None = None):
+    """Train a small byte-level BPE and wrap it as a Qwen3-style fast tokenizer with a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_CORPUS_LINES * 20, trainer=trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+    )
+    tok.add_tokens(PLAIN_ADDED_TOKENS, special_tokens=False)
+    tok.chat_template = CHAT_TEMPLATE_PATH.read_text()
+    if out_dir is not None:
+        tok.save_pretrained(out_dir)
+    return tok
+
+
+def _text_config(vocab_size: int, tok):
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tok.pad_token_id,
+    )
+
+
+def _vision_config(image_size: int, patch_size: int = 16):
+    from transformers import SiglipVisionConfig
+
+    return SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=patch_size,
+        vision_use_head=False,
+    )
+
+
+def _save_model(model, tok, out_dir: Path) -> Path:
+    from transformers import GenerationConfig
+
+    eos = [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
+    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=tok.pad_token_id)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_reasoner(out_dir: Path, seed: int = 0) -> Path:
+    """A 2-layer Qwen3ForCausalLM with the tiny tokenizer and a Qwen3-style chat template."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    tok = build_tokenizer(out_dir)
+    model = Qwen3ForCausalLM(_text_config(len(tok), tok))
+    return _save_model(model, tok, out_dir)
+
+
+def build_llava_onevision(out_dir: Path, seed: int = 0) -> Path:
+    """LLaVA-OneVision (the paper's perceiver architecture): SigLIP + projector + Qwen3, AnyRes grid."""
+    import torch
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+    )
+
+    torch.manual_seed(seed)
+    tok = build_tokenizer()
+    pinpoints = [[32, 32], [32, 64], [64, 32], [64, 64]]
+    config = LlavaOnevisionConfig(
+        vision_config=_vision_config(32),
+        text_config=_text_config(len(tok), tok),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        video_token_index=tok.convert_tokens_to_ids("<video>"),
+        image_grid_pinpoints=pinpoints,
+        vision_feature_select_strategy="full",
+        tie_word_embeddings=True,
+    )
+    model = LlavaOnevisionForConditionalGeneration(config)
+    size = {"height": 32, "width": 32}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=pinpoints),
+        video_processor=LlavaOnevisionVideoProcessor(size=size),
+        tokenizer=tok,
+        num_image_tokens=4,
+        vision_feature_select_strategy="full",
+        chat_template=tok.chat_template,
+    )
+    processor.save_pretrained(out_dir)
+    return _save_model(model, tok, out_dir)
+
+
+def build_llava(out_dir: Path, seed: int = 0) -> Path:
+    """Classic Llava with a SigLIP tower: one 64px image becomes 16 image tokens."""
+    import torch
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor, SiglipImageProcessor
+
+    torch.manual_seed(seed)
+    tok = build_tokenizer()
+    config = LlavaConfig(
+        vision_config=_vision_config(64),
+        text_config=_text_config(len(tok), tok),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        tie_word_embeddings=True,
+    )
+    model = LlavaForConditionalGeneration(config)
+    processor = LlavaProcessor(
+        image_processor=SiglipImageProcessor(size={"height": 64, "width": 64}),
+        tokenizer=tok,
+        patch_size=16,
+        vision_feature_select_strategy="full",
+        num_additional_image_tokens=0,
+        chat_template=tok.chat_template,
+    )
+    processor.save_pretrained(out_dir)
+    return _save_model(model, tok, out_dir)
+
+
+PERCEIVER_BUILDERS = {
+    "llava_onevision": build_llava_onevision,
+    "llava": build_llava,
+}
+
+
+def build_all(root: Path, families: tuple[str, ...] = ("llava_onevision", "llava")) -> TinyModels:
+    """Build the reasoner and one perceiver per requested VLM family under `root`."""
+    root = Path(root)
+    reasoner = build_reasoner(root / "reasoner")
+    perceivers = {name: PERCEIVER_BUILDERS[name](root / name) for name in families}
+    return TinyModels(reasoner=reasoner, perceivers=perceivers)
