@@ -27,6 +27,7 @@ _CORPUS_LINES = [
     'Answer: A Answer: B Answer: C Answer: D {"name": "extract", "arguments": {"request": "the sign"}}',
     "region image description question options letter colour count text object left right top bottom",
     "0123456789 [0.0, 0.25, 0.5, 0.75, 1.0] the a an of in on is are what which how many where why",
+    "wait Wait hmm but however maybe now check again other another waiter button nowhere",
 ]
 
 
@@ -78,7 +79,7 @@ def _text_config(vocab_size: int, tok):
         num_key_value_heads=2,
         head_dim=16,
         max_position_embeddings=8192,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
         bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tok.pad_token_id,
@@ -140,7 +141,7 @@ def build_llava_onevision(out_dir: Path, seed: int = 0) -> Path:
         video_token_index=tok.convert_tokens_to_ids("<video>"),
         image_grid_pinpoints=pinpoints,
         vision_feature_select_strategy="full",
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
     )
     model = LlavaOnevisionForConditionalGeneration(config)
     size = {"height": 32, "width": 32}
@@ -169,7 +170,7 @@ def build_llava(out_dir: Path, seed: int = 0) -> Path:
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_select_strategy="full",
         vision_feature_layer=-1,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
     )
     model = LlavaForConditionalGeneration(config)
     processor = LlavaProcessor(

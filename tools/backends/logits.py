@@ -1,9 +1,9 @@
 """The paper's decoding controls as transformers logits processors: the thinking budget and NoWait.
 
 Thinking budget (method.md section 1): once a sequence has thought for more than 95% of the budget,
-the logits of "\\n" and "</think>" are boosted (linearly, up to +BOOST_MAX over the last 5%); at
-budget-1 "\\n" is forced; at the budget "</think>" is forced. A row that has already closed its think
-block is left alone.
+the logits of "\\n" and "</think>" are boosted (linearly, up to +BOOST_MAX over the last 5%); the
+budget-1'th token is forced to "\\n" and the budget'th to "</think>", so a think block, its closing
+tag included, never exceeds the budget. A row that has already closed its think block is left alone.
 
 NoWait: every token whose text holds a self-reflection word as a whole word is masked, so "waiter"
 stays allowed while " Wait" and "wait," do not.
@@ -43,9 +43,9 @@ class ThinkingBudgetProcessor(LogitsProcessor):
             return scores
         closed = (generated == self.end_think_id).any(dim=1)
         for row in torch.nonzero(~closed).flatten().tolist():
-            if step >= self.budget:
+            if step >= self.budget - 1:
                 self._force(scores, row, self.end_think_id)
-            elif step == self.budget - 1:
+            elif step == self.budget - 2:
                 self._force(scores, row, self.newline_id)
             else:
                 span = max(self.budget - int(self.budget * 0.95), 1)
