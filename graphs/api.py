@@ -100,6 +100,7 @@ class ExtractThink:
         state = {"question": question, "options": opts, "images": infos, "steps": [], "messages": [],
                  "request": request if mode == "extract" else None}
         graph, limit = graph_for(mode, settings.max_extractions)
+        self.prepare(mode)
         started = time.perf_counter()
         final: dict = {}
         for kind, chunk in graph.stream(state, context=ctx, config={"recursion_limit": limit},
@@ -110,6 +111,12 @@ class ExtractThink:
             for update in chunk.values():
                 yield from (update or {}).get("steps", [])
         yield self._result(mode, question, opts, infos, final, time.perf_counter() - started)
+
+    def prepare(self, mode: str) -> None:
+        """Load the models a mode needs before it starts, so a bad model fails before any work is done."""
+        if mode != "direct":
+            self.reasoner.load()
+        self.perceiver.load()
 
     def _result(self, mode, question, options, infos, final, seconds) -> Result:
         extracted = answer_of(final)

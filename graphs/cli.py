@@ -12,8 +12,10 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.trace import MODES
+from tools.images import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Small models that see and reason.")
 err = Console(stderr=True)
@@ -22,7 +24,7 @@ EXIT_INPUT, EXIT_MODEL = 2, 3
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -45,6 +47,7 @@ def ask(
     no_wait: bool = typer.Option(False, "--no-wait", help="mask self-reflection words (NoWait)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="refuse larger images"),
 ) -> None:
     """Answer a question about one or more images, showing each step as it happens."""
     from graphs.api import DEFAULT_PERCEIVER, DEFAULT_REASONER, AskOptions
@@ -55,7 +58,7 @@ def ask(
         _fail(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}", EXIT_INPUT)
     settings = AskOptions(
         max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
-        thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, no_wait=no_wait,
+        thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, no_wait=no_wait, max_pixels=max_pixels,
     )  # fmt: skip
     result = _run_ask(
         args[:-1], args[-1], option, mode, reasoner or DEFAULT_REASONER, perceiver or DEFAULT_PERCEIVER,

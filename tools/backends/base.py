@@ -114,6 +114,10 @@ class Reasoner(Protocol):
 
     name: str
 
+    def load(self) -> object:
+        """Make the model ready (weights, or a reachable server); raise ModelLoadError if it cannot be used."""
+        ...
+
     def reason(self, requests: Sequence[ReasonRequest]) -> list[ReasonOutput]: ...
 
 
@@ -122,5 +126,9 @@ class Perceiver(Protocol):
     """A vision-language model that describes images as instructed."""
 
     name: str
+
+    def load(self) -> object:
+        """Make the model ready (weights, or a reachable server); raise ModelLoadError if it cannot be used."""
+        ...
 
     def perceive(self, requests: Sequence[PerceiveRequest]) -> list[PerceiveOutput]: ...

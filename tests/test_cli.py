@@ -1,0 +1,130 @@
+"""The `xthink` CLI: a real subprocess end to end, and every user mistake as a clean non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from graphs.cli import app
+
+runner = CliRunner()
+FAST = ["--greedy", "--max-new-tokens", "12", "--thinking-budget", "8", "--device", "cpu"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def models(tiny, family="llava_onevision"):
+    return ["--reasoner", str(tiny.reasoner), "--perceiver", str(tiny.perceivers[family])]
+
+
+@pytest.mark.parametrize("mode", ["iterative", "extract", "caption", "direct"])
+def test_ask_json_every_mode(tiny, image_path, tmp_path, mode):
+    trace = tmp_path / "trace.json"
+    result = invoke("ask", str(image_path), "What colour is the square?", "-o", "red", "-o", "blue",
+                    "--mode", mode, "--json", "--trace-out", str(trace), *models(tiny, "llava"), *FAST)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["mode"] == mode and "answer" in payload and payload["steps"]
+    assert {s["kind"] for s in payload["steps"]} <= {"reason", "extract"}
+    assert json.loads(trace.read_text()) == payload
+
+
+def test_ask_shows_steps_and_answer(tiny, image_path):
+    result = invoke("ask", str(image_path), "What colour?", "--mode", "caption", *models(tiny), *FAST)
+    assert result.exit_code == 0, result.output
+    assert "[1] extract" in result.stdout and "[2] reason" in result.stdout and "Answer:" in result.stdout
+
+
+def test_real_subprocess_with_json(tiny, image_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "graphs.cli", "ask", str(image_path), "Colour?", "-o", "red", "-o", "blue",
+           "--json", "--mode", "extract", *models(tiny), *FAST]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert [s["kind"] for s in payload["steps"]] == ["reason", "extract", "reason"]
+
+
+@pytest.fixture()
+def bad_files(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    good = tmp_path / "good.png"
+    Image.new("RGB", (64, 64), "red").save(good)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good.read_bytes()[:60])
+    big = tmp_path / "big.png"
+    Image.new("L", (1200, 1200)).save(big)
+    return {"text": text, "empty": empty, "good": good, "cut": cut, "big": big, "missing": tmp_path / "nope.jpg"}
+
+
+@pytest.mark.parametrize("case, extra, message", [
+    ("missing", [], "does not exist"),
+    ("text", [], "not an image"),
+    ("empty", [], "empty"),
+    ("cut", [], "truncated or corrupt"),
+    ("big", ["--max-pixels", "1000000"], "over the limit"),
+])
+def test_bad_images(tiny, bad_files, case, extra, message):
+    result = invoke("ask", str(bad_files[case]), "Colour?", *models(tiny), *FAST, *extra)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["   "], "question is empty"),
+    (["Colour?", "-o", "red"], "only one option"),
+    (["Colour?", "-o", "red", "-o", " "], "option 2 is empty"),
+    (["Colour?", "-o", "red", "-o", "Red"], "same text"),
+    (["Colour?", "--mode", "magic"], "unknown mode"),
+])
+def test_bad_questions_and_options(tiny, bad_files, args, message):
+    result = invoke("ask", str(bad_files["good"]), *args, *models(tiny), *FAST)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_only_a_question(tiny):
+    result = invoke("ask", "Colour?", *models(tiny))
+    assert result.exit_code == 2 and "at least one image" in result.output
+
+
+def test_lettered_options_are_accepted(tiny, bad_files):
+    result = invoke("ask", str(bad_files["good"]), "Colour?", "-o", "A. red", "-o", "B. blue", "--json",
+                    "--mode", "direct", *models(tiny), *FAST)
+    assert result.exit_code == 0 and json.loads(result.stdout)["options"] == ["red", "blue"]
+
+
+def test_unloadable_model_id(tiny, bad_files):
+    result = invoke("ask", str(bad_files["good"]), "Colour?", "--reasoner", "nobody/missing-model",
+                    "--perceiver", str(tiny.perceivers["llava"]), *FAST)
+    assert result.exit_code == 3
+    assert "HF_HUB_OFFLINE" in result.output and "local-dir" in result.output and "Traceback" not in result.output
+
+
+def test_perceiver_not_a_vision_model(tiny, bad_files):
+    result = invoke("ask", str(bad_files["good"]), "Colour?", "--reasoner", str(tiny.reasoner),
+                    "--perceiver", str(tiny.reasoner), *FAST)
+    assert result.exit_code == 3 and "not a vision-language model" in result.output
+
+
+def test_bad_model_string(bad_files):
+    result = invoke("ask", str(bad_files["good"]), "Colour?", "--reasoner", "http://x/v1")
+    assert result.exit_code == 2 and "URL" in result.output
+
+
+def test_selftest_subprocess():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "graphs.cli", "selftest"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "selftest passed" in proc.stdout and proc.stdout.count("pass") >= 8
