@@ -111,6 +111,16 @@ def selftest(
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of a run's result and trace (what --json and --trace-out write)."""
+    import json
+
+    from agent.trace import Result
+
+    sys.stdout.write(json.dumps(Result.model_json_schema(), indent=2) + "\n")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,37 @@
+"""The README's offline examples run as written: the CLI block and the Python block, in a fresh folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_setup_commands_are_the_ci_ones():
+    ci = (README.parent / ".ci" / "run").read_text()
+    test_command = next(b.strip() for b in blocks("bash") if "pytest" in b)
+    assert test_command in ci, ".ci/run must run the README's test command verbatim"
+
+
+def test_offline_cli_and_python_examples(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cli = next(b for b in blocks("bash") if "selftest --keep" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", cli], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert '"mode": "extract"' in proc.stdout and (tmp_path / "tiny" / "trace.json").exists()
+    assert "selftest passed" in proc.stdout
+    (python_block,) = blocks("python")
+    proc = subprocess.run([sys.executable, "-c", python_block], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[1].startswith("reason iterate") and lines[-1] == "Result"
