@@ -13,6 +13,7 @@ from tools.backends.hf_reasoner import TransformersReasoner
 from tools.images import crop_region, load_image
 
 OPTIONS = ["red", "blue"]
+FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl"]
 FAST = dict(greedy=True, perceiver_max_new_tokens=12)
 
 
@@ -25,7 +26,7 @@ def tool_messages(request):
     return [m for m in request.messages if m.role == "tool"]
 
 
-@pytest.mark.parametrize("family", ["llava_onevision", "llava"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_two_extractions_then_answer(tiny, image_path, family):
     script = Script(
         think("I need the colour.") + tool_call("the colour of the square"),

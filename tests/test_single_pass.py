@@ -15,6 +15,7 @@ from tools.backends.loading import Placement
 from tools.images import load_image
 
 OPTIONS = ["red", "blue", "green", "white"]
+FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl"]
 FAST = AskOptions(greedy=True, perceiver_max_new_tokens=12)
 
 
@@ -23,7 +24,7 @@ def agent_with(tiny, script, family="llava_onevision"):
     return ExtractThink(reasoner=reasoner, perceiver=str(tiny.perceivers[family]), device="cpu")
 
 
-@pytest.mark.parametrize("family", ["llava_onevision", "llava"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_extract_then_think(tiny, image_path, family):
     script = Script("the square and its colour.", think("The description says red.") + "Answer: (a)")
     result = agent_with(tiny, script, family).ask("What colour is the square?", [image_path], OPTIONS,
@@ -81,7 +82,7 @@ def test_several_images_are_each_described(tiny, image_path, second_image):
     assert "Image 2: " in script.requests[0].messages[0].content
 
 
-@pytest.mark.parametrize("family", ["llava_onevision", "llava"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_direct_vlm(tiny, image_path, family):
     agent = ExtractThink(reasoner=str(tiny.reasoner), perceiver=str(tiny.perceivers[family]), device="cpu")
     result = agent.ask("What colour is the square?", [image_path], OPTIONS, mode="direct", settings=FAST)

@@ -39,8 +39,17 @@ class TinyModels:
     perceivers: dict[str, Path]
 
 
-def build_tokenizer(out_dir: Path | None = None):
-    """Train a small byte-level BPE and wrap it as a Qwen3-style fast tokenizer with a chat template."""
+def build_tokenizer(
+    out_dir: Path | None = None,
+    image_token: str = "<image>",
+    image_placeholder: str = "<image>\n",
+    extra_special: tuple[str, ...] = (),
+):
+    """Train a small byte-level BPE and wrap it as a Qwen3-style fast tokenizer with a chat template.
+
+    `image_token` is what the VLM's processor expands; `image_placeholder` is what the chat template
+    writes for an image part (Qwen-VL wraps its pad token in vision start/end markers).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -50,7 +59,7 @@ def build_tokenizer(out_dir: Path | None = None):
     trainer = trainers.BpeTrainer(
         vocab_size=600,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=SPECIAL_TOKENS + [t for t in (image_token, *extra_special) if t not in SPECIAL_TOKENS],
         show_progress=False,
     )
     bpe.train_from_iterator(_CORPUS_LINES * 20, trainer=trainer)
@@ -58,10 +67,11 @@ def build_tokenizer(out_dir: Path | None = None):
         tokenizer_object=bpe,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+        extra_special_tokens={"image_token": image_token, "video_token": "<video>"},
     )
     tok.add_tokens(PLAIN_ADDED_TOKENS, special_tokens=False)
-    tok.chat_template = CHAT_TEMPLATE_PATH.read_text()
+    placeholder = "'" + image_placeholder.replace("\n", "\\n") + "'"
+    tok.chat_template = CHAT_TEMPLATE_PATH.read_text().replace("'<image>\\n'", placeholder)
     if out_dir is not None:
         tok.save_pretrained(out_dir)
     return tok
@@ -185,13 +195,106 @@ def build_llava(out_dir: Path, seed: int = 0) -> Path:
     return _save_model(model, tok, out_dir)
 
 
+def build_idefics3(out_dir: Path, seed: int = 0) -> Path:
+    """Idefics3, the SmolVLM architecture: SigLIP-style tower, pixel shuffle, a Llama text model."""
+    import torch
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+        Idefics3VisionConfig,
+        LlamaConfig,
+    )
+
+    torch.manual_seed(seed)
+    grid = [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    extra = ("<fake_token_around_image>", "<global-img>", "<end_of_utterance>", *grid)
+    tok = build_tokenizer(extra_special=extra)
+    text = _text_config(len(tok), tok).to_dict()
+    text = LlamaConfig(**{k: v for k, v in text.items() if k in LlamaConfig().to_dict() or k == "head_dim"})
+    vision = Idefics3VisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=16
+    )
+    config = Idefics3Config(
+        vision_config=vision,
+        text_config=text,
+        scale_factor=2,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        tie_word_embeddings=False,
+    )
+    model = Idefics3ForConditionalGeneration(config)
+    processor = Idefics3Processor(
+        image_processor=Idefics3ImageProcessor(
+            size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True
+        ),
+        tokenizer=tok,
+        image_seq_len=1,
+        chat_template=tok.chat_template,
+    )
+    processor.save_pretrained(out_dir)
+    return _save_model(model, tok, out_dir)
+
+
+def build_qwen2_5_vl(out_dir: Path, seed: int = 0) -> Path:
+    """Qwen2.5-VL: a windowed ViT with 2x2 patch merging and multimodal RoPE over a Qwen2 text model."""
+    import torch
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    torch.manual_seed(seed)
+    markers = ("<|vision_start|>", "<|vision_end|>", "<|video_pad|>")
+    tok = build_tokenizer(
+        image_token="<|image_pad|>",
+        image_placeholder="<|vision_start|><|image_pad|><|vision_end|>",
+        extra_special=markers,
+    )
+    text = {
+        "vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 8192,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+        "eos_token_id": tok.convert_tokens_to_ids("<|im_end|>"), "pad_token_id": tok.pad_token_id,
+    }  # fmt: skip
+    vision = {
+        "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
+        "fullatt_block_indexes": [1],
+    }  # fmt: skip
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    pixels = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 16}
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=14, merge_size=2, temporal_patch_size=2),
+        video_processor=Qwen2VLVideoProcessor(size=pixels, patch_size=14, merge_size=2, temporal_patch_size=2),
+        tokenizer=tok,
+        chat_template=tok.chat_template,
+    )
+    processor.save_pretrained(out_dir)
+    return _save_model(model, tok, out_dir)
+
+
 PERCEIVER_BUILDERS = {
     "llava_onevision": build_llava_onevision,
     "llava": build_llava,
+    "idefics3": build_idefics3,
+    "qwen2_5_vl": build_qwen2_5_vl,
 }
 
 
-def build_all(root: Path, families: tuple[str, ...] = ("llava_onevision", "llava")) -> TinyModels:
+def build_all(root: Path, families: tuple[str, ...] = tuple(PERCEIVER_BUILDERS)) -> TinyModels:
     """Build the reasoner and one perceiver per requested VLM family under `root`."""
     root = Path(root)
     reasoner = build_reasoner(root / "reasoner")
