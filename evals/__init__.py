@@ -1,0 +1,1 @@
+"""Benchmarks, scoring, the append-only run store, aggregation and reports."""
