@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -44,7 +44,6 @@ class AskOptions:
     no_wait: bool = False
     perceiver_max_new_tokens: int = 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
-    extra: dict = field(default_factory=dict)
 
     def sampling(self) -> SamplingSettings:
         overrides = {"greedy": self.greedy, "seed": self.seed, "no_wait": self.no_wait}

@@ -121,6 +121,16 @@ def schema() -> None:
     sys.stdout.write(json.dumps(Result.model_json_schema(), indent=2) + "\n")
 
 
+def _register_eval_commands() -> None:
+    from graphs.cli_eval import eval_command, report_command
+
+    app.command("eval")(eval_command)
+    app.command("report")(report_command)
+
+
+_register_eval_commands()
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,42 @@
+"""One eval record per (regime, benchmark, sample): the unit the store appends and reports read."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class SampleRecord(BaseModel):
+    """A finished sample: scored, or failed with its reason. Reports are computed from these alone."""
+
+    regime: str
+    benchmark: str
+    sample_id: str
+    category: str
+    l2_category: str | None = None
+    gold: str
+    status: Literal["ok", "error"] = "ok"
+    error: str | None = None
+    pred: str | None = None
+    correct: bool = False
+    method: str = "none"
+    raw_output: str = ""
+    extraction_calls: int = 0
+    thinking_tokens: int = 0
+    visible_tokens: int = 0
+    perceiver_tokens: int = 0
+    seconds: float = 0.0
+    trace: str | None = None  # path of the trace JSON, relative to the run folder
+
+    @property
+    def key(self) -> str:
+        return record_key(self.regime, self.benchmark, self.sample_id)
+
+    @property
+    def scored(self) -> bool:
+        return self.status == "ok"
+
+
+def record_key(regime: str, benchmark: str, sample_id: str) -> str:
+    return f"{regime}/{benchmark}/{sample_id}"

@@ -1,0 +1,209 @@
+"""What an eval run is (EvalPlan), what it records about itself (the manifest), and one sample's run.
+
+The eval graph (graphs/eval.py) calls these: `prepare` loads every benchmark, picks the same items for
+every regime, writes their images into the run folder and lists the work not yet done; `run_item`
+runs one (regime, sample), scores it, stores its trace and appends its record at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from agent.prompts import PROMPTS_VERSION
+from agent.trace import ExtractStep, ReasonStep, Result
+from evals.benchmarks import get_benchmark, to_sample
+from evals.records import SampleRecord, record_key
+from evals.sampling import subsample
+from evals.scoring import score
+from evals.sources import image_bytes, load_rows
+from evals.store import RunStore
+from graphs.api import AskOptions, ExtractThink
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    name: str
+    path: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "BenchSpec":
+        """`NAME` (from the hub) or `NAME=PATH` (a local file or folder)."""
+        name, _, path = text.partition("=")
+        get_benchmark(name)
+        return cls(name=name.strip().lower(), path=path.strip() or None)
+
+
+@dataclass
+class EvalPlan:
+    benches: list[BenchSpec]
+    modes: list[str]
+    out: Path
+    reasoner: str
+    perceiver: str
+    settings: AskOptions = field(default_factory=AskOptions)
+    split: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    concurrency: int = 1
+    restart: bool = False
+    resume: bool = False
+
+
+class WorkItem(BaseModel):
+    """One (regime, sample) to run: text and an image path only."""
+
+    regime: str
+    benchmark: str
+    sample_id: str
+    question: str
+    options: list[str]
+    gold: str
+    category: str
+    l2_category: str | None = None
+    image_path: str | None = None
+    load_error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return record_key(self.regime, self.benchmark, self.sample_id)
+
+
+_MAGIC = [(b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"GIF8", ".gif"), (b"RIFF", ".webp"), (b"BM", ".bmp")]
+
+
+def _extension(data: bytes) -> str:
+    return next((ext for magic, ext in _MAGIC if data.startswith(magic)), ".img")
+
+
+def prepare(plan: EvalPlan, store: RunStore, agent: ExtractThink) -> list[WorkItem]:
+    """Load and subsample every benchmark, open the run folder, return the items not done yet."""
+    loaded = {spec.name: load_rows(get_benchmark(spec.name), spec.path, plan.split) for spec in plan.benches}
+    store.open(manifest(plan, loaded, agent), restart=plan.restart, resume=plan.resume)
+    items: list[WorkItem] = []
+    for spec in plan.benches:
+        items.extend(_bench_items(plan, store, spec, loaded[spec.name]))
+    return [item for item in items if not store.is_done(item.key)]
+
+
+def _bench_items(plan: EvalPlan, store: RunStore, spec: BenchSpec, loaded) -> list[WorkItem]:
+    bench = get_benchmark(spec.name)
+    samples, broken = [], []
+    for row in loaded.rows:
+        try:
+            samples.append((to_sample(bench, row), row.get("image")))
+        except (KeyError, ValueError) as exc:
+            broken.append(_broken_item(bench.name, row, f"bad row: {exc}"))
+    chosen = {s.id for s in subsample([s for s, _ in samples], plan.limit, plan.seed)}
+    items = []
+    for sample, image in samples:
+        if sample.id not in chosen:
+            continue
+        image_path, error = _write_image(store, bench.name, sample.id, image, loaded.base_dir)
+        for regime in plan.modes:
+            items.append(WorkItem(regime=regime, benchmark=bench.name, sample_id=sample.id,
+                                  question=sample.question, options=sample.options, gold=sample.answer,
+                                  category=sample.category, l2_category=sample.l2_category,
+                                  image_path=image_path, load_error=error))  # fmt: skip
+    return items + [item.model_copy(update={"regime": r}) for item in broken for r in plan.modes]
+
+
+def _broken_item(bench: str, row: dict, error: str) -> WorkItem:
+    return WorkItem(regime="", benchmark=bench, sample_id=str(row.get("index", "?")), question="", options=[],
+                    gold="", category=str(row.get("category", "")), load_error=error)
+
+
+def _write_image(store: RunStore, bench: str, sample_id: str, value, base_dir) -> tuple[str | None, str | None]:
+    try:
+        data = image_bytes(value, base_dir)
+    except ValueError as exc:
+        return None, f"image: {exc}"
+    safe = hashlib.sha1(sample_id.encode()).hexdigest()[:8] + "_" + "".join(c for c in sample_id if c.isalnum())[:40]
+    path = store.root / "images" / bench / (safe + _extension(data))
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return str(path), None
+
+
+def run_item(item: WorkItem, plan: EvalPlan, store: RunStore, agent: ExtractThink) -> SampleRecord:
+    """Run, score and store one item; any failure becomes an error record and the run goes on."""
+    base = {"regime": item.regime, "benchmark": item.benchmark, "sample_id": item.sample_id,
+            "category": item.category, "l2_category": item.l2_category, "gold": item.gold}
+    if item.load_error:
+        record = SampleRecord(**base, status="error", error=item.load_error)
+    else:
+        try:
+            result = agent.ask(item.question, [item.image_path], item.options or None, mode=item.regime,
+                               settings=plan.settings)
+            record = _scored(base, item, result, store)
+        except Exception as exc:  # noqa: BLE001 - a failed sample is recorded with its reason
+            record = SampleRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}")
+    store.append(record)
+    return record
+
+
+def _scored(base: dict, item: WorkItem, result: Result, store: RunStore) -> SampleRecord:
+    trace = f"traces/{item.regime}/{item.benchmark}/{item.sample_id}.json"
+    store.write_trace(trace, result.model_dump_json(indent=1))
+    outcome = score(result.final_output, item.options, item.gold)
+    reasons = [s for s in result.steps if isinstance(s, ReasonStep)]
+    extracts = [s for s in result.steps if isinstance(s, ExtractStep)]
+    return SampleRecord(
+        **base, pred=outcome.pred, correct=outcome.correct, method=outcome.method,
+        raw_output=result.final_output, extraction_calls=result.extraction_calls,
+        thinking_tokens=sum(s.thinking_tokens for s in reasons),
+        visible_tokens=sum(s.output_tokens - s.thinking_tokens for s in reasons),
+        perceiver_tokens=sum(s.output_tokens for s in extracts), seconds=result.seconds, trace=trace,
+    )  # fmt: skip
+
+
+def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:
+    """What was run. `identity` decides whether a folder's run can be resumed as is."""
+    identity = {
+        "reasoner": plan.reasoner if plan.modes != ["direct"] else None,
+        "perceiver": plan.perceiver,
+        "modes": sorted(plan.modes),
+        "settings": asdict(plan.settings),
+        "prompts_version": PROMPTS_VERSION,
+        "benchmarks": {name: {"source": rows.source, "content_hash": rows.content_hash} for name, rows in loaded.items()},
+        "split": plan.split,
+        "limit": plan.limit,
+        "seed": plan.seed,
+    }
+    return {
+        "identity": identity,
+        "backend": "transformers",
+        "models": {"reasoner": _revision(agent.reasoner), "perceiver": _revision(agent.perceiver)},
+        "packages": {name: _version(name) for name in ("extract-think", "torch", "transformers", "langgraph")},
+        "python": platform.python_version(),
+        "concurrency": plan.concurrency,
+    }
+
+
+def _revision(backend) -> dict:
+    spec = getattr(backend, "spec", None)
+    info = {"name": getattr(backend, "name", str(backend))}
+    if spec is None:
+        return info
+    if spec.kind == "local":
+        config = Path(spec.location) / "config.json"
+        info["config_sha256"] = hashlib.sha256(config.read_bytes()).hexdigest() if config.exists() else None
+    else:
+        try:
+            info["revision"] = getattr(backend.load()[1].config, "_commit_hash", None)
+        except Exception:  # noqa: BLE001 - the run itself will report the load failure
+            info["revision"] = None
+    return info
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

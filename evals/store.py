@@ -1,0 +1,106 @@
+"""The run folder: an append-only JSONL of finished samples, the run's manifest, traces and images.
+
+Each finished sample is one line, written and fsynced at once under a lock, so a crash or SIGKILL loses
+at most the samples in flight. On reopening, a torn last line (killed mid-write) is cut off, and a key
+already present is never written again: a rerun of the same command completes the run exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from evals.records import SampleRecord
+
+RECORDS = "records.jsonl"
+MANIFEST = "run.json"
+
+
+class RunFolderError(ValueError):
+    """The output folder holds a different run, or is unusable; the message says what to pass."""
+
+
+class RunStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._done: dict[str, SampleRecord] = {}
+
+    @property
+    def records_path(self) -> Path:
+        return self.root / RECORDS
+
+    def open(self, manifest: dict, restart: bool = False, resume: bool = False) -> None:
+        """Create or reopen the folder; refuse a folder that holds a run with other settings."""
+        if restart and self.root.exists():
+            for name in (RECORDS, MANIFEST, "traces", "images", "report"):
+                target = self.root / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        existing = self.read_manifest()
+        if existing is not None and existing.get("identity") != manifest.get("identity") and not resume:
+            changed = sorted(
+                k for k in set(existing.get("identity", {})) | set(manifest.get("identity", {}))
+                if existing.get("identity", {}).get(k) != manifest.get("identity", {}).get(k)
+            )  # fmt: skip
+            raise RunFolderError(
+                f"'{self.root}' holds a run with different settings ({', '.join(changed)}); "
+                "pass --restart to start over there, --resume to continue it with the new settings, "
+                "or choose another --out"
+            )
+        if existing is not None and resume and existing.get("identity") != manifest.get("identity"):
+            manifest = {**manifest, "previous": existing.get("previous", []) + [existing.get("identity")]}
+        (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        self._done = {r.key: r for r in self.load()}
+
+    def read_manifest(self) -> dict | None:
+        path = self.root / MANIFEST
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def load(self) -> list[SampleRecord]:
+        """Every complete record, first occurrence of a key only; a torn last line is cut off."""
+        return read_records(self.root, repair=True)
+
+    def is_done(self, key: str) -> bool:
+        return key in self._done
+
+    def append(self, record: SampleRecord) -> bool:
+        """Write one record durably; returns False (and writes nothing) if its key is already done."""
+        with self._lock:
+            if record.key in self._done:
+                return False
+            with self.records_path.open("a", encoding="utf-8") as handle:
+                handle.write(record.model_dump_json() + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._done[record.key] = record
+            return True
+
+    def write_trace(self, relative: str, text: str) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
+def read_records(root: Path, repair: bool = False) -> list[SampleRecord]:
+    path = Path(root) / RECORDS
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        if repair:
+            with path.open("r+b") as handle:
+                handle.truncate(cut)
+        data = data[:cut]
+    seen: dict[str, SampleRecord] = {}
+    for line in data.decode("utf-8").splitlines():
+        if line.strip():
+            record = SampleRecord.model_validate_json(line)
+            seen.setdefault(record.key, record)
+    return list(seen.values())

@@ -1,0 +1,160 @@
+"""`xthink eval` and `xthink report`: benchmark runs with live per-regime progress, and reports from records."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+err = Console(stderr=True)
+EXIT_INPUT, EXIT_MODEL = 2, 3
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def eval_command(
+    bench: List[str] = typer.Option(..., "--bench", help="NAME (hub) or NAME=PATH (parquet/TSV/JSONL file or folder)"),
+    mode: List[str] = typer.Option(..., "--mode", help="regime(s) to run: iterative, extract, caption, direct"),
+    out: Path = typer.Option(..., "--out", help="run folder (records, traces, report)"),
+    split: Optional[str] = typer.Option(None, help="dataset split (vmcbench: dev|test, mmstar: val)"),
+    limit: Optional[int] = typer.Option(None, min=1, help="at most N samples per benchmark, stratified"),
+    seed: int = typer.Option(0, help="seed of the subsample, sampling and bootstrap"),
+    concurrency: int = typer.Option(1, min=1, help="samples in flight at once"),
+    reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id or local folder"),
+    perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id or local folder"),
+    max_extractions: int = typer.Option(4, "--max-extractions", min=0),
+    no_think: bool = typer.Option(False, "--no-think"),
+    greedy: bool = typer.Option(False, "--greedy"),
+    thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1),
+    perceiver_max_new_tokens: int = typer.Option(1024, "--perceiver-max-new-tokens", min=1),
+    device: str = typer.Option("auto"),
+    dtype: str = typer.Option("auto"),
+    restart: bool = typer.Option(False, "--restart", help="wipe a previous run in --out and start over"),
+    resume: bool = typer.Option(False, "--resume", help="continue a run in --out even if its settings differ"),
+) -> None:
+    """Run benchmarks under one or more regimes, on the same items, resumably."""
+    from agent.trace import MODES
+    from graphs.api import DEFAULT_PERCEIVER, DEFAULT_REASONER, AskOptions
+    from evals.runner import BenchSpec, EvalPlan
+
+    bad = [m for m in mode if m not in MODES]
+    if bad:
+        _fail(f"unknown mode '{bad[0]}'; choose from {', '.join(MODES)}", EXIT_INPUT)
+    try:
+        benches = [BenchSpec.parse(b) for b in bench]
+    except ValueError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    settings = AskOptions(
+        max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
+        thinking_budget=thinking_budget, max_new_tokens=max_new_tokens,
+        perceiver_max_new_tokens=perceiver_max_new_tokens,
+    )  # fmt: skip
+    plan = EvalPlan(
+        benches=benches, modes=list(dict.fromkeys(mode)), out=out, reasoner=reasoner or DEFAULT_REASONER,
+        perceiver=perceiver or DEFAULT_PERCEIVER, settings=settings, split=split, limit=limit, seed=seed,
+        concurrency=concurrency, restart=restart, resume=resume,
+    )  # fmt: skip
+    report_dir = _run_eval(plan, device, dtype)
+    from evals.report import build_report, to_markdown
+
+    Console().print(to_markdown(build_report([plan.out], seed=seed)), markup=False, highlight=False)
+    Console().print(f"report written to {report_dir}", markup=False, highlight=False)
+
+
+def _run_eval(plan, device: str, dtype: str) -> str:
+    from evals.benchmarks import SchemaError
+    from evals.sources import SourceError
+    from evals.store import RunFolderError, RunStore
+    from graphs import eval as eval_graph
+    from graphs.api import ExtractThink
+    from tools.backends.loading import ModelLoadError, quiet_transformers
+    from tools.backends.spec import ModelSpecError
+
+    quiet_transformers()
+    try:
+        agent = ExtractThink(reasoner=plan.reasoner, perceiver=plan.perceiver, device=device, dtype=dtype)
+        for regime in plan.modes:
+            agent.prepare(regime)
+        context = eval_graph.EvalContext(plan=plan, store=RunStore(plan.out), agent=agent)
+        config = {"recursion_limit": eval_graph.RECURSION_LIMIT, "max_concurrency": plan.concurrency}
+        with _progress() as progress:
+            tracker = _Tracker(progress)
+            for chunk in eval_graph.graph.stream({}, context=context, config=config, stream_mode="updates"):
+                tracker.update(chunk)
+        return str(plan.out / "report")
+    except (ValueError, SchemaError, SourceError, RunFolderError, ModelSpecError) as exc:
+        _fail(str(exc), EXIT_INPUT)
+    except ModelLoadError as exc:
+        _fail(str(exc), EXIT_MODEL)
+    return ""
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("acc {task.fields[acc]}"), TextColumn("failed {task.fields[failed]}"), TimeRemainingColumn(),
+        console=err,
+    )  # fmt: skip
+
+
+class _Tracker:
+    """Per-regime progress: done/total, running accuracy over scored samples, failures, ETA."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+        self.stats: dict[str, list[int]] = {}
+
+    def update(self, chunk: dict) -> None:
+        for node, update in chunk.items():
+            if node == "load" and update:
+                totals: dict[str, int] = {}
+                for item in update.get("items", []):
+                    totals[item.regime] = totals.get(item.regime, 0) + 1
+                for regime, total in totals.items():
+                    self.stats[regime] = [0, 0, 0]
+                    self.tasks[regime] = self.progress.add_task(regime, total=total, acc="-", failed=0)
+            elif node == "run_sample" and update:
+                for record in update.get("records", []):
+                    self._record(record)
+
+    def _record(self, record) -> None:
+        scored, correct, failed = self.stats[record.regime]
+        if record.scored:
+            scored, correct = scored + 1, correct + int(record.correct)
+        else:
+            failed += 1
+        self.stats[record.regime] = [scored, correct, failed]
+        acc = f"{100.0 * correct / scored:.1f}%" if scored else "-"
+        self.progress.update(self.tasks[record.regime], advance=1, acc=acc, failed=failed)
+
+
+def report_command(
+    dirs: List[Path] = typer.Argument(..., metavar="DIR [DIR...]", help="run folders made by xthink eval"),
+    json_out: bool = typer.Option(False, "--json", help="print the table as JSON rows"),
+    out: Optional[Path] = typer.Option(None, help="write the report files here (default: DIR/report for one DIR)"),
+) -> None:
+    """Regenerate every report from the stored records alone."""
+    from evals.report import ReportError, build_report, to_markdown, write_report
+
+    try:
+        report = build_report(list(dirs))
+    except ReportError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    target = out or (dirs[0] / "report" if len(dirs) == 1 else None)
+    if target is not None:
+        write_report(report, target)
+    if json_out:
+        sys.stdout.write(json.dumps(report.table, indent=2) + "\n")
+    else:
+        Console().print(to_markdown(report), markup=False, highlight=False)

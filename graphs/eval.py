@@ -1,0 +1,80 @@
+"""The eval graph: load -> fan out over (regime, sample) with bounded concurrency -> run, score and
+store each -> aggregate and report.
+
+Every regime runs on the same items. Each finished sample is appended to the run folder by its own
+task, so the graph's state only carries text and paths; the report is rebuilt from the stored records,
+which is also what `xthink report` does.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Annotated, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from evals.records import SampleRecord
+from evals.report import build_report, write_report
+from evals.runner import EvalPlan, WorkItem, prepare, run_item
+from evals.store import RunStore
+from graphs.api import ExtractThink
+
+
+@dataclass
+class EvalContext:
+    plan: EvalPlan
+    store: RunStore
+    agent: ExtractThink
+
+
+class EvalState(TypedDict, total=False):
+    items: list[WorkItem]  # `load`: the work not done yet
+    already_done: int  # `load`: records found in the folder before this run
+    records: Annotated[list[SampleRecord], operator.add]  # `run_sample`: one per finished item
+    report_dir: str  # `report`
+
+
+class SampleState(TypedDict):
+    item: WorkItem
+
+
+def load(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
+    ctx = runtime.context
+    items = prepare(ctx.plan, ctx.store, ctx.agent)
+    return {"items": items, "already_done": len(ctx.store.load())}
+
+
+def fan_out(state: EvalState) -> list[Send] | str:
+    items = state.get("items", [])
+    return [Send("run_sample", {"item": item}) for item in items] if items else "report"
+
+
+def run_sample(state: SampleState, runtime: Runtime[EvalContext]) -> dict:
+    ctx = runtime.context
+    return {"records": [run_item(state["item"], ctx.plan, ctx.store, ctx.agent)]}
+
+
+def report(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
+    ctx = runtime.context
+    out = ctx.store.root / "report"
+    write_report(build_report([ctx.store.root], seed=ctx.plan.seed), out)
+    return {"report_dir": str(out)}
+
+
+def build() -> StateGraph:
+    builder = StateGraph(EvalState, context_schema=EvalContext)
+    builder.add_node("load", load)
+    builder.add_node("run_sample", run_sample)
+    builder.add_node("report", report)
+    builder.add_edge(START, "load")
+    builder.add_conditional_edges("load", fan_out, ["run_sample", "report"])
+    builder.add_edge("run_sample", "report")
+    builder.add_edge("report", END)
+    return builder
+
+
+RECURSION_LIMIT = 10
+graph = build().compile()
