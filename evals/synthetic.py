@@ -94,7 +94,7 @@ def write_mmstar_tsv(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def write_all(root: Path, seed: int = 0) -> dict[str, Path]:
+def write_all(root: Path | str, seed: int = 0) -> dict[str, Path]:
     """Write vmcbench.parquet, mmstar.parquet and mmstar.tsv under root; returns their paths."""
     root = Path(root)
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -35,3 +36,10 @@ def test_offline_cli_and_python_examples(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[1].startswith("reason iterate") and lines[-1] == "Result"
+    trial = next(b for b in blocks("bash") if "evals.synthetic" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", trial], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    table = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") + 1:])
+    assert [row["regime"] for row in table] == ["iterative", "extract", "caption", "direct"]
+    assert all(row["n"] == 24 for row in table)
