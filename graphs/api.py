@@ -17,8 +17,7 @@ from agent.state import DEFAULT_MAX_EXTRACTIONS, AgentContext
 from agent.trace import MODES, ExtractStep, ImageInfo, Result, Step
 from graphs import iterative, single
 from tools.backends.base import Perceiver, Reasoner, SamplingSettings
-from tools.backends.hf_perceiver import TransformersPerceiver
-from tools.backends.hf_reasoner import TransformersReasoner
+from tools.backends.factory import make_perceiver, make_reasoner
 from tools.backends.loading import Placement
 from tools.images import DEFAULT_MAX_PIXELS, ImageStore
 
@@ -64,8 +63,8 @@ class ExtractThink:
         dtype: str = "auto",
     ):
         placement = Placement(device=device, dtype=dtype)
-        self.reasoner = TransformersReasoner(reasoner, placement) if isinstance(reasoner, str) else reasoner
-        self.perceiver = TransformersPerceiver(perceiver, placement) if isinstance(perceiver, str) else perceiver
+        self.reasoner = make_reasoner(reasoner, placement) if isinstance(reasoner, str) else reasoner
+        self.perceiver = make_perceiver(perceiver, placement) if isinstance(perceiver, str) else perceiver
 
     def ask(self, question: str, images: Sequence[str | Path], options: Sequence[str] | None = None,
             mode: str = "iterative", request: str | None = None, settings: AskOptions | None = None) -> Result:

@@ -1,7 +1,8 @@
 """The `xthink` command line: a thin typer layer over the Python API.
 
 User mistakes (bad files, bad options, models that cannot load) end with one red line on stderr and a
-non-zero exit, never a traceback. Exit codes: 0 ok, 1 selftest failure, 2 bad input, 3 model not loadable.
+non-zero exit, never a traceback. Exit codes: 0 ok, 1 selftest failure, 2 bad input, 3 model not loadable,
+4 a model server failed during the run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tools.images import DEFAULT_MAX_PIXELS
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Small models that see and reason.")
 err = Console(stderr=True)
 
-EXIT_INPUT, EXIT_MODEL = 2, 3
+EXIT_INPUT, EXIT_MODEL, EXIT_SERVER = 2, 3, 4
 
 
 def _fail(message: str, code: int) -> None:
@@ -74,6 +75,7 @@ def ask(
 def _run_ask(images, question, options, mode, reasoner, perceiver, request, settings, device, dtype, quiet):
     from graphs.api import ExtractThink, InputError
     from graphs.render import print_result, print_step
+    from tools.backends.http_client import EndpointError
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.spec import ModelSpecError
     from tools.images import ImageError
@@ -97,6 +99,8 @@ def _run_ask(images, question, options, mode, reasoner, perceiver, request, sett
         _fail(str(exc), EXIT_INPUT)
     except ModelLoadError as exc:
         _fail(str(exc), EXIT_MODEL)
+    except EndpointError as exc:
+        _fail(f"model server failed: {exc}", EXIT_SERVER)
     raise RuntimeError("the run ended without a result")
 
 

@@ -118,5 +118,5 @@ def test_perceiver_not_a_vision_model(tiny, bad_files):
 
 
 def test_bad_model_string(bad_files):
-    result = invoke("ask", str(bad_files["good"]), "Colour?", "--reasoner", "http://x/v1")
-    assert result.exit_code == 2 and "URL" in result.output
+    result = invoke("ask", str(bad_files["good"]), "Colour?", "--reasoner", "ftp:/x/v1")
+    assert result.exit_code == 2 and "neither an existing folder nor a hub id" in result.output

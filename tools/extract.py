@@ -63,7 +63,8 @@ def run_extraction(
     if region is not None:
         image = crop_region(image, tuple(region))
     instruction = extraction_instruction(request)
-    key = image_id if region is None else f"{image_id}@{','.join(f'{v:.4f}' for v in region)}"
+    key = store.ref(image_id).fingerprint
+    key = key if region is None else f"{key}@{','.join(f'{v:.4f}' for v in region)}"
     out = perceiver.perceive(
         [PerceiveRequest(images=(image,), instruction=instruction, image_key=key, max_new_tokens=max_new_tokens)]
     )[0]

@@ -31,6 +31,7 @@ class ImageRef:
     path: str
     width: int
     height: int
+    fingerprint: str = ""  # hash of the normalised pixels: the same image has the same one in any run
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -88,6 +89,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def fingerprint(img: Image.Image) -> str:
+    """A content hash of the pixels, so caches key on what an image is, not on a per-run id."""
+    import hashlib
+
+    digest = hashlib.blake2b(img.tobytes(), digest_size=16)
+    digest.update(f"{img.mode}{img.size}".encode())
+    return digest.hexdigest()
+
+
 def crop_region(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
     """Crop a normalised [x0, y0, x1, y1] box and enlarge it so its longer side is at least MIN_CROP_SIDE.
 
@@ -133,7 +143,8 @@ class ImageStore:
         img = load_image(path, self.max_pixels)
         with self._lock:
             image_id = image_id or f"image_{len(self._refs) + 1}"
-            ref = ImageRef(id=image_id, path=str(path), width=img.width, height=img.height)
+            ref = ImageRef(id=image_id, path=str(path), width=img.width, height=img.height,
+                           fingerprint=fingerprint(img))
             self._images[image_id] = img
             self._refs[image_id] = ref
         return ref

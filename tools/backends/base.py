@@ -92,7 +92,11 @@ class ReasonOutput:
 
 @dataclass(frozen=True)
 class PerceiveRequest:
-    """One perceiver call: images (already normalised RGB) and an instruction. Greedy, thinking off."""
+    """One perceiver call: images (already normalised RGB) and an instruction. Greedy, thinking off.
+
+    `image_key` names the pixels (content hash, plus the region when cropped), never a per-run id, so a
+    backend may reuse an image's encoding across requests and samples.
+    """
 
     images: tuple[Image.Image, ...]
     instruction: str

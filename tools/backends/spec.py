@@ -1,7 +1,12 @@
 """Parse the one string that names a model, in one place.
 
-A model is a Hugging Face hub id (`Qwen/Qwen3-1.7B`) or a local folder (`./models/qwen`). Anything else
-fails here with a message listing the valid forms, before any heavy import happens.
+Forms:
+- a Hugging Face hub id (`Qwen/Qwen3-1.7B`) or a local folder (`./models/qwen`): transformers, in process;
+- `vllm:` + hub id or folder: vLLM, in process (extra `[vllm]`);
+- an OpenAI-compatible server's `/v1` base URL (`http://host:8000/v1`), optionally `#MODEL` to pick one of
+  the models it serves, and several comma-separated URLs (`http://a:8000/v1,http://b:8000/v1#MODEL`) to
+  spread requests over replicas and fail over when one is down.
+Anything else fails here with a message listing the valid forms, before any heavy import happens.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 VALID_FORMS = (
     "a Hugging Face hub id such as 'Qwen/Qwen3-1.7B', "
-    "or a local folder holding config.json and the weights such as './models/Qwen3-1.7B'"
+    "a local folder holding config.json and the weights such as './models/Qwen3-1.7B', "
+    "'vllm:' followed by either of those, "
+    "or an OpenAI-compatible server URL such as 'http://127.0.0.1:8000/v1' (optionally '#MODEL')"
 )
 
 
@@ -26,8 +34,10 @@ class ModelSpecError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    kind: Literal["hub", "local"]
+    kind: Literal["hub", "local", "http", "vllm"]
     name: str
+    urls: tuple[str, ...] = ()
+    served_model: str | None = None  # http: the `#MODEL` part, if given
 
     @property
     def location(self) -> str:
@@ -40,12 +50,16 @@ def parse_model(text: str, role: str = "model") -> ModelSpec:
     if not value:
         raise ModelSpecError(f"no {role} was given: pass {VALID_FORMS}")
     if value.startswith(("http://", "https://")):
-        raise ModelSpecError(
-            f"{role} '{value}' is a URL; serving models over HTTP is not supported by this version. "
-            f"Pass {VALID_FORMS}"
-        )
+        return _parse_urls(value, role)
+    if value.startswith("vllm:"):
+        inner = _parse_local_or_hub(value[len("vllm:") :], role)
+        return ModelSpec(kind="vllm", name=inner.name)
+    return _parse_local_or_hub(value, role)
+
+
+def _parse_local_or_hub(value: str, role: str) -> ModelSpec:
     path = Path(os.path.expanduser(value))
-    looks_local = value.startswith((".", "/", "~")) or os.sep in value.rstrip(os.sep) and path.exists()
+    looks_local = value.startswith((".", "/", "~"))
     if path.exists():
         if not path.is_dir():
             raise ModelSpecError(f"{role} '{value}' is a file; pass the folder that holds config.json")
@@ -55,3 +69,16 @@ def parse_model(text: str, role: str = "model") -> ModelSpec:
     if looks_local or value.count("/") > 1 or not _HUB_ID.match(value):
         raise ModelSpecError(f"{role} '{value}' is neither an existing folder nor a hub id: pass {VALID_FORMS}")
     return ModelSpec(kind="hub", name=value)
+
+
+def _parse_urls(value: str, role: str) -> ModelSpec:
+    bases, _, model = value.partition("#")
+    urls = []
+    for raw in bases.split(","):
+        url = raw.strip().rstrip("/")
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ModelSpecError(f"{role} URL '{raw.strip()}' is not an http(s) URL with a host; pass {VALID_FORMS}")
+        urls.append(url)
+    model = model.strip() or None
+    return ModelSpec(kind="http", name=value, urls=tuple(urls), served_model=model)

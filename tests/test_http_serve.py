@@ -1,0 +1,125 @@
+"""The HTTP backend against a real OpenAI-compatible server on loopback: `transformers serve` with the tiny
+models. Greedy results must equal the in-process backend's, in `xthink ask` (every regime) and `xthink eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from evals.store import read_records
+from evals.synthetic import mmstar_rows, write_parquet
+from graphs.cli import app
+
+SERVE = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
+ASK = ["--greedy", "--max-new-tokens", "24", "--thinking-budget", "4096", "--json"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([SERVE, "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
+                             "--device", "cpu"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"transformers serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"transformers serve did not come up: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def servers(tiny, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("serve")
+    started = [start_server(tiny.reasoner, logs / "reasoner.log"),
+               start_server(tiny.perceivers["llava_onevision"], logs / "perceiver.log")]
+    try:
+        for (proc, url), name in zip(started, ("reasoner.log", "perceiver.log")):
+            wait_ready(proc, url, logs / name)
+        yield {"reasoner": started[0][1], "perceiver": started[1][1]}
+    finally:
+        for proc, _ in started:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def ask(image, mode, reasoner, perceiver):
+    result = CliRunner().invoke(app, ["ask", str(image), "What colour is the square?", "-o", "red", "-o", "blue",
+                                      "--mode", mode, "--reasoner", reasoner, "--perceiver", perceiver,
+                                      "--device", "cpu", *ASK])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def comparable(payload: dict) -> dict:
+    steps = [{k: v for k, v in s.items() if k not in ("seconds", "thinking_tokens")} for s in payload["steps"]]
+    # Servers strip surrounding whitespace of the content; everything else must be identical.
+    return {"answer": payload["answer"], "final_output": payload["final_output"].strip(), "steps": steps}
+
+
+@pytest.mark.parametrize("mode", ["iterative", "extract", "caption", "direct"])
+def test_ask_over_http_matches_in_process(servers, tiny, image_path, mode):
+    remote = ask(image_path, mode, servers["reasoner"], servers["perceiver"])
+    local = ask(image_path, mode, str(tiny.reasoner), str(tiny.perceivers["llava_onevision"]))
+    assert remote["reasoner"] == (None if mode == "direct" else servers["reasoner"])
+    assert comparable(remote) == comparable(local)
+
+
+def test_eval_over_http_matches_in_process(servers, tiny, tmp_path):
+    data = write_parquet(mmstar_rows(), tmp_path / "mmstar.parquet")
+    outs = {}
+    for name, reasoner, perceiver in [("remote", servers["reasoner"], servers["perceiver"]),
+                                      ("local", str(tiny.reasoner), str(tiny.perceivers["llava_onevision"]))]:
+        out = tmp_path / name
+        result = CliRunner().invoke(app, [
+            "eval", "--bench", f"mmstar={data}", "--mode", "iterative", "--mode", "extract", "--mode", "caption", "--mode", "direct", "--limit", "4",
+            "--reasoner", reasoner, "--perceiver", perceiver, "--greedy", "--max-new-tokens", "24",
+            "--perceiver-max-new-tokens", "12", "--concurrency", "2", "--device", "cpu", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        outs[name] = sorted((r.key, r.raw_output.strip(), r.pred, r.method) for r in read_records(out))
+    assert len(outs["remote"]) == 16 and outs["remote"] == outs["local"]
+
+
+def test_eval_records_server_failures_and_continues(tiny, tmp_path):
+    from tests.fake_openai import FakeOpenAI
+
+    data = write_parquet(mmstar_rows(), tmp_path / "mmstar.parquet")
+    with FakeOpenAI(models=["vlm"], answer="Answer: B", script=["ok", "400", "ok", "ok"]) as fake:
+        result = CliRunner().invoke(app, [
+            "eval", "--bench", f"mmstar={data}", "--mode", "direct", "--limit", "4", "--perceiver", fake.url,
+            "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    records = read_records(tmp_path / "run")
+    failed = [r for r in records if r.status == "error"]
+    assert len(records) == 4 and len(failed) == 1 and "HTTP 400" in failed[0].error
+    assert all(r.pred == "B" for r in records if r.status == "ok")
+
+
+def test_vllm_missing_is_a_clear_error(image_path):
+    result = CliRunner().invoke(app, ["ask", str(image_path), "Colour?", "--perceiver", "vllm:Qwen/Qwen3-1.7B",
+                                      "--mode", "direct"])
+    assert result.exit_code == 3 and "extract-think[vllm]" in result.output and "Traceback" not in result.output

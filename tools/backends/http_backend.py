@@ -1,0 +1,117 @@
+"""Reasoner and perceiver served by an OpenAI-compatible server (vLLM, `transformers serve`, ...).
+
+`load()` checks the server: it lists `/models`, picks the `#MODEL` given (or the only one served), and
+fails with a ModelLoadError naming the endpoint otherwise. One pooled client per endpoint is shared by
+every backend object of the process that names the same URLs.
+
+The paper's thinking budget cannot be enforced through this API; `max_tokens` bounds the whole answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Sequence
+
+from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
+from tools.backends.http_client import Endpoints, EndpointError, HttpSettings
+from tools.backends.loading import ModelLoadError
+from tools.backends.openai_api import (
+    DataUrlCache,
+    ResponseError,
+    parse_perceive_response,
+    parse_reason_response,
+    perceive_body,
+    reason_body,
+    served_models,
+)
+from tools.backends.spec import parse_model
+
+_POOLS: dict[tuple, Endpoints] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def endpoints_for(urls: tuple[str, ...], settings: HttpSettings) -> Endpoints:
+    with _POOLS_LOCK:
+        key = (urls, settings)
+        if key not in _POOLS:
+            _POOLS[key] = Endpoints(urls, settings)
+        return _POOLS[key]
+
+
+class _HttpModel:
+    role = "model"
+
+    def __init__(self, model: str, settings: HttpSettings = HttpSettings()):
+        self.spec = parse_model(model, self.role)
+        if self.spec.kind != "http":
+            raise ValueError(f"{model!r} is not a server URL")
+        self.name = model
+        self.endpoints = endpoints_for(self.spec.urls, settings)
+        self._model: str | None = None
+
+    def load(self) -> str:
+        """Resolve the served model name once; raise ModelLoadError if the server cannot serve it."""
+        if self._model is None:
+            self._model = self._resolve()
+        return self._model
+
+    def _resolve(self) -> str:
+        try:
+            served = served_models(self.endpoints.get("/models"))
+        except (EndpointError, ResponseError) as exc:
+            raise ModelLoadError(f"{self.role} server {exc}") from None
+        wanted = self.spec.served_model
+        if wanted is not None:
+            if wanted not in served:
+                raise ModelLoadError(
+                    f"{self.role} server {self.spec.urls[0]} does not serve model '{wanted}' "
+                    f"(it serves: {', '.join(served) or 'nothing'})"
+                )
+            return wanted
+        if len(served) != 1:
+            raise ModelLoadError(
+                f"{self.role} server {self.spec.urls[0]} serves {len(served)} models ({', '.join(served)}); "
+                f"pick one with URL#MODEL"
+            )
+        return served[0]
+
+    def _post(self, body: dict) -> tuple[dict, float]:
+        started = time.perf_counter()
+        payload = self.endpoints.post("/chat/completions", body)
+        return payload, time.perf_counter() - started
+
+
+class HttpReasoner(_HttpModel):
+    role = "reasoner"
+
+    def reason(self, requests: Sequence[ReasonRequest]) -> list[ReasonOutput]:
+        model = self.load()
+        outputs = []
+        for request in requests:
+            payload, seconds = self._post(reason_body(model, request))
+            try:
+                outputs.append(parse_reason_response(payload, seconds))
+            except ResponseError as exc:
+                raise EndpointError(self.spec.urls[0], str(exc)) from None
+        return outputs
+
+
+class HttpPerceiver(_HttpModel):
+    role = "perceiver"
+
+    def __init__(self, model: str, settings: HttpSettings = HttpSettings()):
+        super().__init__(model, settings)
+        self._urls = DataUrlCache()
+
+    def perceive(self, requests: Sequence[PerceiveRequest]) -> list[PerceiveOutput]:
+        model = self.load()
+        outputs = []
+        for request in requests:
+            urls = [self._urls.get(img) for img in request.images]
+            payload, seconds = self._post(perceive_body(model, request, urls))
+            try:
+                outputs.append(parse_perceive_response(payload, seconds))
+            except ResponseError as exc:
+                raise EndpointError(self.spec.urls[0], str(exc)) from None
+        return outputs

@@ -1,0 +1,156 @@
+"""A pooled, bounded, retrying JSON client over one or more replicas of an OpenAI-compatible server.
+
+- One `httpx.Client` (connection pool) per base URL, shared by every thread of the process.
+- At most `concurrency` requests in flight per model, whatever the number of callers.
+- Requests are spread round-robin over the base URLs. A replica that refuses or drops a connection is
+  skipped for `down_seconds` and the request fails over to the next one at once.
+- 429 and 5xx are retried with exponential backoff and jitter, honouring `Retry-After`; connection errors
+  are retried too; other 4xx and read time-outs are not (a slow server is not helped by more load).
+- Every error names the endpoint and what went wrong. The API key comes from XTHINK_API_KEY or
+  OPENAI_API_KEY.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class EndpointError(RuntimeError):
+    """A server call failed; the message names the endpoint and the reason."""
+
+    def __init__(self, url: str, reason: str, retryable: bool = False):
+        super().__init__(f"{url}: {reason}")
+        self.url, self.reason, self.retryable = url, reason, retryable
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
+    retries: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    concurrency: int = 8
+    down_seconds: float = 30.0
+
+
+def api_key() -> str | None:
+    return os.environ.get("XTHINK_API_KEY") or os.environ.get("OPENAI_API_KEY")
+
+
+class Endpoints:
+    def __init__(self, urls: tuple[str, ...], settings: HttpSettings = HttpSettings()):
+        self.urls = list(urls)
+        self.settings = settings
+        headers = {"Authorization": f"Bearer {api_key()}"} if api_key() else {}
+        timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+        self._clients = {u: httpx.Client(timeout=timeout, limits=limits, headers=headers) for u in self.urls}
+        self._slots = threading.BoundedSemaphore(settings.concurrency)
+        self._lock = threading.Lock()
+        self._next = 0
+        self._down_until: dict[str, float] = {}
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+    def _pick(self) -> list[str]:
+        """All URLs, starting from the next in round-robin order, healthy ones first."""
+        with self._lock:
+            start = self._next
+            self._next = (self._next + 1) % len(self.urls)
+        order = self.urls[start:] + self.urls[:start]
+        now = time.monotonic()
+        return [u for u in order if self._down_until.get(u, 0) <= now] + [
+            u for u in order if self._down_until.get(u, 0) > now
+        ]
+
+    def _mark_down(self, url: str) -> None:
+        with self._lock:
+            self._down_until[url] = time.monotonic() + self.settings.down_seconds
+
+    def get(self, path: str) -> dict:
+        return self.call("GET", path)
+
+    def post(self, path: str, body: dict) -> dict:
+        return self.call("POST", path, body)
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        with self._slots:
+            last: EndpointError | None = None
+            for attempt in range(self.settings.retries + 1):
+                order = self._pick()
+                for i, url in enumerate(order):
+                    try:
+                        return self._once(url, method, path, body)
+                    except EndpointError as exc:
+                        last = exc
+                        if not exc.retryable:
+                            raise
+                        if "connection" not in exc.reason or i == len(order) - 1:
+                            break  # 429/5xx: back off before the next attempt
+                if attempt < self.settings.retries:
+                    time.sleep(self._delay(attempt, last))
+            assert last is not None
+            raise EndpointError(last.url, f"{last.reason} (gave up after {self.settings.retries + 1} attempts)")
+
+    def _delay(self, attempt: int, error: EndpointError | None) -> float:
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(retry_after, self.settings.max_backoff)
+        base = min(self.settings.backoff * 2**attempt, self.settings.max_backoff)
+        return base * (0.5 + random.random() / 2)
+
+    def _once(self, url: str, method: str, path: str, body: dict | None) -> dict:
+        target = url + path
+        try:
+            response = self._clients[url].request(method, target, json=body)
+        except httpx.ConnectTimeout:
+            self._mark_down(url)
+            raise EndpointError(url, "connection timed out", retryable=True) from None
+        except httpx.ConnectError as exc:
+            self._mark_down(url)
+            raise EndpointError(url, f"connection refused or unreachable ({exc})", retryable=True) from None
+        except httpx.ReadTimeout:
+            raise EndpointError(url, f"timed out after {self.settings.read_timeout:g}s waiting for a response") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            self._mark_down(url)
+            raise EndpointError(url, f"connection dropped ({exc})", retryable=True) from None
+        return self._decode(url, response)
+
+    @staticmethod
+    def _decode(url: str, response: httpx.Response) -> dict:
+        status = response.status_code
+        if status in RETRY_STATUS:
+            error = EndpointError(url, f"HTTP {status}: {_snippet(response.text)}", retryable=True)
+            error.retry_after = _retry_after(response)  # type: ignore[attr-defined]
+            raise error
+        if status >= 400:
+            raise EndpointError(url, f"HTTP {status}: {_snippet(response.text)}")
+        try:
+            return response.json()
+        except (json.JSONDecodeError, ValueError):
+            raise EndpointError(url, f"returned invalid JSON: {_snippet(response.text)}") from None
+
+
+def _snippet(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None

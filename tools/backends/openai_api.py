@@ -1,0 +1,200 @@
+"""Build OpenAI chat-completions requests and parse their responses: pure functions, no I/O.
+
+Shared by the HTTP backend (vLLM, `transformers serve`, any compatible server) and the in-process vLLM
+perceiver. Thinking is switched per request through `chat_template_kwargs`; images go as data URLs,
+image parts first and the instruction last, so repeated requests on one image share a cacheable prefix.
+Reasoning is read from `reasoning` (vLLM), `reasoning_content` (older servers) or `<think>` in the
+content; tool calls from `tool_calls` (server-side parser on) or `<tool_call>` blocks in the text (off).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from collections import OrderedDict
+from threading import Lock
+
+from PIL import Image
+
+from agent.parsing import ToolCall, ToolCallError, parse_tool_calls, split_thinking
+from tools.images import fingerprint
+from tools.backends.base import Message, PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
+
+
+# Servers differ in whether they skip special tokens when decoding; Qwen-style `<|...|>` markers are
+# never content, so they are dropped (the in-process backends decode with skip_special_tokens=True).
+_SPECIAL_MARKER = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+
+
+def strip_special(text: str) -> str:
+    return _SPECIAL_MARKER.sub("", text)
+
+
+class ResponseError(ValueError):
+    """A response that does not have the chat-completions shape."""
+
+
+def message_json(message: Message) -> dict:
+    out: dict = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id or f"call_{i}", "type": "function",
+             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for i, c in enumerate(message.tool_calls)
+        ]  # fmt: skip
+    if message.role == "tool":
+        out["tool_call_id"] = message.tool_call_id or "call_0"
+    return out
+
+
+def sampling_fields(settings, max_tokens: int) -> dict:
+    """Decoding fields of a request; greedy is temperature 0."""
+    body: dict = {"max_tokens": max_tokens}
+    if settings.greedy:
+        body["temperature"] = 0.0
+    else:
+        body.update(temperature=settings.temperature, top_p=settings.top_p)
+    if settings.seed is not None:
+        body["seed"] = settings.seed
+    return body
+
+
+def reason_body(model: str, request: ReasonRequest) -> dict:
+    settings = request.settings
+    body = {
+        "model": model,
+        "messages": [message_json(m) for m in request.messages],
+        "chat_template_kwargs": {"enable_thinking": settings.thinking},
+        **sampling_fields(settings, settings.max_new_tokens),
+    }
+    if request.tools:
+        body["tools"] = list(request.tools)
+        body["tool_choice"] = "auto"
+    return body
+
+
+class DataUrlCache:
+    """PNG data URLs by image content, so a repeated image is encoded once and sent byte-identical.
+
+    Keyed by a hash of the pixels, never by a caller's id: ids such as `image_1` repeat across samples.
+    """
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._urls: OrderedDict[str, str] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, image: Image.Image) -> str:
+        key = fingerprint(image)
+        with self._lock:
+            if key in self._urls:
+                self._urls.move_to_end(key)
+                return self._urls[key]
+        url = data_url(image)
+        with self._lock:
+            self._urls[key] = url
+            while len(self._urls) > self.size:
+                self._urls.popitem(last=False)
+        return url
+
+
+def data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def perceive_messages(request: PerceiveRequest, urls: list[str]) -> list[dict]:
+    content = [{"type": "image_url", "image_url": {"url": url}} for url in urls]
+    content.append({"type": "text", "text": request.instruction})
+    return [{"role": "user", "content": content}]
+
+
+def perceive_body(model: str, request: PerceiveRequest, urls: list[str]) -> dict:
+    return {
+        "model": model,
+        "messages": perceive_messages(request, urls),
+        "max_tokens": request.max_new_tokens,
+        "temperature": 0.0,
+        "chat_template_kwargs": {"enable_thinking": False},
+    }
+
+
+def _first_message(payload: dict) -> tuple[dict, dict]:
+    try:
+        choice = payload["choices"][0]
+        return choice, choice["message"]
+    except (KeyError, IndexError, TypeError):
+        raise ResponseError("the response has no choices[0].message") from None
+
+
+def _tool_calls(message: dict, content: str) -> tuple[str, list[ToolCall], list[ToolCallError]]:
+    raw_calls = message.get("tool_calls") or []
+    if not raw_calls:
+        return parse_tool_calls(content)
+    calls, errors = [], []
+    for i, raw in enumerate(raw_calls):
+        function = (raw or {}).get("function") or {}
+        name, arguments = function.get("name"), function.get("arguments", "{}")
+        try:
+            args = json.loads(arguments) if isinstance(arguments, str) else arguments
+        except json.JSONDecodeError:
+            errors.append(ToolCallError(raw=str(arguments), error="the tool call arguments are not valid JSON"))
+            continue
+        if not name or not isinstance(args, dict):
+            errors.append(ToolCallError(raw=json.dumps(function), error="the tool call has no name or bad arguments"))
+            continue
+        calls.append(ToolCall(name=name, arguments=args, id=raw.get("id") or f"call_{i}"))
+    return content.strip(), calls, errors
+
+
+def parse_reason_response(payload: dict, seconds: float) -> ReasonOutput:
+    choice, message = _first_message(payload)
+    content = strip_special(message.get("content") or "")
+    reasoning = strip_special(message.get("reasoning") or message.get("reasoning_content") or "")
+    if reasoning:
+        visible = split_thinking(content)[1] if "</think>" in content else content.strip()
+    else:
+        reasoning, visible = split_thinking(content)
+    text, calls, errors = _tool_calls(message, visible)
+    usage = payload.get("usage") or {}
+    completion = int(usage.get("completion_tokens") or 0)
+    details = usage.get("completion_tokens_details") or {}
+    thinking_tokens = details.get("reasoning_tokens")
+    if thinking_tokens is None:  # not reported: split the count by characters (an estimate)
+        total_chars = len(reasoning) + len(visible)
+        thinking_tokens = round(completion * len(reasoning) / total_chars) if total_chars else 0
+    raw = (f"<think>\n{reasoning}\n</think>\n\n" if reasoning else "") + content
+    return ReasonOutput(
+        raw=raw,
+        thinking=reasoning.strip(),
+        text=text,
+        tool_calls=calls,
+        tool_errors=errors,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        thinking_tokens=int(thinking_tokens),
+        output_tokens=completion,
+        seconds=seconds,
+        finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+    )
+
+
+def parse_perceive_response(payload: dict, seconds: float) -> PerceiveOutput:
+    _, message = _first_message(payload)
+    _, text = split_thinking(strip_special(message.get("content") or ""))
+    usage = payload.get("usage") or {}
+    return PerceiveOutput(
+        text=text,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        seconds=seconds,
+    )
+
+
+def served_models(payload: dict) -> list[str]:
+    try:
+        return [str(m["id"]) for m in payload["data"]]
+    except (KeyError, TypeError):
+        raise ResponseError("the /models response has no data[].id") from None
