@@ -21,8 +21,21 @@ from tools.backends.factory import make_perceiver, make_reasoner
 from tools.backends.loading import Placement
 from tools.images import DEFAULT_MAX_PIXELS, ImageStore
 
-DEFAULT_REASONER = "Qwen/Qwen3-1.7B"
-DEFAULT_PERCEIVER = "llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
+# The paper's pairs: (reasoner, perceiver). The perceivers are the authors' extraction checkpoints, converted
+# from LLaVA-NeXT format into transformers format on first use (tools/convert.py).
+PAIRS = {
+    "small": ("Qwen/Qwen3-1.7B", "markendo/llava-extract-qwen3-0.6B"),
+    "large": ("Qwen/Qwen3-4B", "markendo/llava-extract-qwen3-1.7B"),
+}
+DEFAULT_REASONER, DEFAULT_PERCEIVER = PAIRS["small"]
+
+
+def resolve_models(pair: str | None, reasoner: str | None, perceiver: str | None) -> tuple[str, str]:
+    """--reasoner/--perceiver win over --pair, which wins over the default (small) pair."""
+    if pair is not None and pair not in PAIRS:
+        raise InputError(f"unknown pair '{pair}'; choose one of {', '.join(PAIRS)}")
+    base_reasoner, base_perceiver = PAIRS[pair or "small"]
+    return reasoner or base_reasoner, perceiver or base_perceiver
 MAX_OPTIONS = 26
 
 

@@ -34,8 +34,9 @@ def ask(
     args: List[str] = typer.Argument(..., metavar="IMAGE [IMAGE...] QUESTION", help="image files, then the question"),
     option: List[str] = typer.Option([], "--option", "-o", help="a multiple-choice option; repeat for A, B, ..."),
     mode: str = typer.Option("iterative", "--mode", "-m", help="iterative | extract | caption | direct"),
-    reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id or local folder"),
-    perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id or local folder"),
+    reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
+    perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
+    pair: Optional[str] = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
     max_extractions: int = typer.Option(4, "--max-extractions", min=0, help="extraction calls (iterative)"),
     no_think: bool = typer.Option(False, "--no-think", help="reasoner without thinking (paper's settings)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object (answer, mode, steps, ...)"),
@@ -51,19 +52,22 @@ def ask(
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="refuse larger images"),
 ) -> None:
     """Answer a question about one or more images, showing each step as it happens."""
-    from graphs.api import DEFAULT_PERCEIVER, DEFAULT_REASONER, AskOptions
+    from graphs.api import AskOptions, InputError, resolve_models
 
     if len(args) < 2:
         _fail("pass at least one image and then the question: xthink ask IMAGE QUESTION", EXIT_INPUT)
     if mode not in MODES:
         _fail(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}", EXIT_INPUT)
+    try:
+        reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
+    except InputError as exc:
+        _fail(str(exc), EXIT_INPUT)
     settings = AskOptions(
         max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
         thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, no_wait=no_wait, max_pixels=max_pixels,
     )  # fmt: skip
     result = _run_ask(
-        args[:-1], args[-1], option, mode, reasoner or DEFAULT_REASONER, perceiver or DEFAULT_PERCEIVER,
-        request, settings, device, dtype, json_out,
+        args[:-1], args[-1], option, mode, reasoner, perceiver, request, settings, device, dtype, json_out,
     )  # fmt: skip
     if trace_out is not None:
         trace_out.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +127,26 @@ def schema() -> None:
     from agent.trace import Result
 
     sys.stdout.write(json.dumps(Result.model_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def convert(
+    source: str = typer.Argument(..., help="LLaVA-NeXT checkpoint: hub id (e.g. markendo/llava-extract-qwen3-0.6B) or folder"),
+    dest: Path = typer.Argument(..., help="folder to write the transformers LlavaOnevision model into"),
+    tokenizer: Optional[str] = typer.Option(None, help="tokenizer to use when the checkpoint ships none"),
+) -> None:
+    """Convert a perception checkpoint from LLaVA-NeXT training format to transformers format."""
+    from tools.convert import ConversionError
+    from tools.convert import convert as run_convert
+
+    try:
+        report = run_convert(source, dest, tokenizer)
+    except ConversionError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    Console().print(
+        f"converted {source} -> {report.dest}: {report.mapped} tensors mapped, {len(report.ignored)} unused "
+        f"source tensors ignored, {len(report.filled)} filled (see conversion.json)", markup=False, highlight=False
+    )
 
 
 def _register_eval_commands() -> None:

@@ -29,8 +29,9 @@ def eval_command(
     limit: Optional[int] = typer.Option(None, min=1, help="at most N samples per benchmark, stratified"),
     seed: int = typer.Option(0, help="seed of the subsample, sampling and bootstrap"),
     concurrency: int = typer.Option(1, min=1, help="samples in flight at once"),
-    reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id or local folder"),
-    perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id or local folder"),
+    reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
+    perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
+    pair: Optional[str] = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
     max_extractions: int = typer.Option(4, "--max-extractions", min=0),
     no_think: bool = typer.Option(False, "--no-think"),
     greedy: bool = typer.Option(False, "--greedy"),
@@ -44,15 +45,16 @@ def eval_command(
 ) -> None:
     """Run benchmarks under one or more regimes, on the same items, resumably."""
     from agent.trace import MODES
-    from graphs.api import DEFAULT_PERCEIVER, DEFAULT_REASONER, AskOptions
     from evals.runner import BenchSpec, EvalPlan
+    from graphs.api import AskOptions, InputError, resolve_models
 
     bad = [m for m in mode if m not in MODES]
     if bad:
         _fail(f"unknown mode '{bad[0]}'; choose from {', '.join(MODES)}", EXIT_INPUT)
     try:
         benches = [BenchSpec.parse(b) for b in bench]
-    except ValueError as exc:
+        reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
+    except (ValueError, InputError) as exc:
         _fail(str(exc), EXIT_INPUT)
     settings = AskOptions(
         max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
@@ -60,8 +62,8 @@ def eval_command(
         perceiver_max_new_tokens=perceiver_max_new_tokens,
     )  # fmt: skip
     plan = EvalPlan(
-        benches=benches, modes=list(dict.fromkeys(mode)), out=out, reasoner=reasoner or DEFAULT_REASONER,
-        perceiver=perceiver or DEFAULT_PERCEIVER, settings=settings, split=split, limit=limit, seed=seed,
+        benches=benches, modes=list(dict.fromkeys(mode)), out=out, reasoner=reasoner,
+        perceiver=perceiver, settings=settings, split=split, limit=limit, seed=seed,
         concurrency=concurrency, restart=restart, resume=resume,
     )  # fmt: skip
     report_dir = _run_eval(plan, device, dtype)

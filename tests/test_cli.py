@@ -120,3 +120,22 @@ def test_perceiver_not_a_vision_model(tiny, bad_files):
 def test_bad_model_string(bad_files):
     result = invoke("ask", str(bad_files["good"]), "Colour?", "--reasoner", "ftp:/x/v1")
     assert result.exit_code == 2 and "neither an existing folder nor a hub id" in result.output
+
+
+def test_unknown_pair(bad_files):
+    result = invoke("ask", str(bad_files["good"]), "Colour?", "--pair", "huge")
+    assert result.exit_code == 2 and "unknown pair 'huge'" in result.output
+
+
+def test_pairs_resolve_to_the_paper_models():
+    from graphs.api import resolve_models
+
+    assert resolve_models(None, None, None) == ("Qwen/Qwen3-1.7B", "markendo/llava-extract-qwen3-0.6B")
+    assert resolve_models("large", None, None) == ("Qwen/Qwen3-4B", "markendo/llava-extract-qwen3-1.7B")
+    assert resolve_models("large", "./r", None) == ("./r", "markendo/llava-extract-qwen3-1.7B")
+
+
+def test_default_perceiver_offline_explains_the_conversion(tiny, bad_files):
+    result = invoke("ask", str(bad_files["good"]), "Colour?", "--reasoner", str(tiny.reasoner), *FAST)
+    assert result.exit_code == 3
+    assert "markendo/llava-extract-qwen3-0.6B" in result.output and "hf download" in result.output

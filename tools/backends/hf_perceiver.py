@@ -39,20 +39,32 @@ class TransformersPerceiver:
     def _load(self, device: str, dtype):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        config = load_config(self.spec, "perceiver")
+        location = self._location()
+        config = load_config(self.spec, "perceiver", location)
         if not is_vision_config(config):
             raise ModelLoadError(
                 f"perceiver '{self.name}' is not a vision-language model (model type '{config.model_type}'); "
                 "pass an image-text-to-text model such as llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
             )
         try:
-            processor = AutoProcessor.from_pretrained(self.spec.location)
-            model = AutoModelForImageTextToText.from_pretrained(self.spec.location, dtype=dtype).to(device).eval()
+            processor = AutoProcessor.from_pretrained(location)
+            model = AutoModelForImageTextToText.from_pretrained(location, dtype=dtype).to(device).eval()
         except Exception as exc:  # noqa: BLE001
             raise explain_load_failure(self.spec, "perceiver", exc) from exc
         if not getattr(processor, "chat_template", None):
             raise ModelLoadError(f"perceiver '{self.name}' ships no chat template; use an instruction-tuned VLM")
         return processor, model
+
+    def _location(self) -> str:
+        """The folder to load: the paper's LLaVA-NeXT checkpoints are converted once into a cache first."""
+        from tools.convert import ConversionError, ensure_converted, needs_conversion
+
+        if not needs_conversion(self.spec.location):
+            return self.spec.location
+        try:
+            return ensure_converted(self.spec.location)
+        except ConversionError as exc:
+            raise ModelLoadError(f"perceiver '{self.name}' needs conversion from LLaVA-NeXT format: {exc}") from None
 
     def render(self, request: PerceiveRequest) -> str:
         processor, _ = self.load()

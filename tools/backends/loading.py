@@ -90,11 +90,11 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def load_config(spec: ModelSpec, role: str):
+def load_config(spec: ModelSpec, role: str, location: str | None = None):
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(spec.location)
+        return AutoConfig.from_pretrained(location or spec.location)
     except Exception as exc:  # noqa: BLE001 - translated for the user, with the cause attached
         raise explain_load_failure(spec, role, exc) from exc
 
