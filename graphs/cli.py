@@ -111,11 +111,12 @@ def _run_ask(images, question, options, mode, reasoner, perceiver, request, sett
 @app.command()
 def selftest(
     keep: Optional[Path] = typer.Option(None, help="build the tiny models in this folder and keep them"),
+    device: str = typer.Option("cpu", help="cpu, or auto/cuda to check the GPU path (bfloat16)"),
 ) -> None:
     """Build tiny random-weight models offline and run every regime end to end; exit 0 only if all pass."""
     from graphs.selftest import run_selftest
 
-    ok = run_selftest(Console(), keep)
+    ok = run_selftest(Console(), keep, device)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -47,7 +47,7 @@ def check_result(result: Result, mode: str) -> str | None:
     return None
 
 
-def run_selftest(console: Console, keep: Path | None = None) -> bool:
+def run_selftest(console: Console, keep: Path | None = None, device: str = "cpu") -> bool:
     from graphs.api import AskOptions, ExtractThink
     from tools.backends.loading import quiet_transformers
     from tools.tiny_models import build_all
@@ -64,7 +64,7 @@ def run_selftest(console: Console, keep: Path | None = None) -> bool:
         table = Table("perceiver", "mode", "status", "steps", "seconds")
         ok = True
         for family, perceiver in models.perceivers.items():
-            agent = ExtractThink(reasoner=str(models.reasoner), perceiver=str(perceiver), device="cpu")
+            agent = ExtractThink(reasoner=str(models.reasoner), perceiver=str(perceiver), device=device)
             for mode in MODES:
                 status, steps, seconds = _run_one(agent, image, mode, settings)
                 ok &= status == "pass"
