@@ -178,7 +178,7 @@ def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:
     }
     return {
         "identity": identity,
-        "backend": "transformers",
+        "backend": {"reasoner": _backend(agent.reasoner), "perceiver": _backend(agent.perceiver)},
         "models": {"reasoner": _revision(agent.reasoner), "perceiver": _revision(agent.perceiver)},
         "packages": {name: _version(name) for name in ("extract-think", "torch", "transformers", "langgraph")},
         "python": platform.python_version(),
@@ -186,12 +186,22 @@ def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:
     }
 
 
+def _backend(model) -> str:
+    """transformers, vllm or http: which backend served a role (a custom object names its class)."""
+    spec = getattr(model, "spec", None)
+    kinds = {"hub": "transformers", "local": "transformers", "vllm": "vllm", "http": "http"}
+    return kinds.get(getattr(spec, "kind", ""), type(model).__name__)
+
+
 def _revision(backend) -> dict:
     spec = getattr(backend, "spec", None)
     info = {"name": getattr(backend, "name", str(backend))}
     if spec is None:
         return info
-    if spec.kind == "local":
+    if spec.kind == "http":
+        info["urls"] = list(spec.urls)
+        info["served_model"] = backend.load()
+    elif spec.kind == "local":
         config = Path(spec.location) / "config.json"
         info["config_sha256"] = hashlib.sha256(config.read_bytes()).hexdigest() if config.exists() else None
     else:

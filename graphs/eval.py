@@ -1,5 +1,5 @@
 """The eval graph: load -> fan out over (regime, sample) with bounded concurrency -> run, score and
-store each -> aggregate and report.
+store each -> aggregate -> report.
 
 Every regime runs on the same items. Each finished sample is appended to the run folder by its own
 task, so the graph's state only carries text and paths; the report is rebuilt from the stored records,
@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from evals.records import SampleRecord
-from evals.report import build_report, write_report
+from evals.report import Report, build_report, write_report
 from evals.runner import EvalPlan, WorkItem, prepare, run_item
 from evals.store import RunStore
 from graphs.api import ExtractThink
@@ -34,6 +34,7 @@ class EvalState(TypedDict, total=False):
     items: list[WorkItem]  # `load`: the work not done yet
     already_done: int  # `load`: records found in the folder before this run
     records: Annotated[list[SampleRecord], operator.add]  # `run_sample`: one per finished item
+    report: Report  # `aggregate`
     report_dir: str  # `report`
 
 
@@ -49,7 +50,7 @@ def load(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
 
 def fan_out(state: EvalState) -> list[Send] | str:
     items = state.get("items", [])
-    return [Send("run_sample", {"item": item}) for item in items] if items else "report"
+    return [Send("run_sample", {"item": item}) for item in items] if items else "aggregate"
 
 
 def run_sample(state: SampleState, runtime: Runtime[EvalContext]) -> dict:
@@ -57,10 +58,15 @@ def run_sample(state: SampleState, runtime: Runtime[EvalContext]) -> dict:
     return {"records": [run_item(state["item"], ctx.plan, ctx.store, ctx.agent)]}
 
 
-def report(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
+def aggregate(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
+    """Tables from every stored record (this run's and earlier ones'), exactly as `xthink report` builds them."""
     ctx = runtime.context
-    out = ctx.store.root / "report"
-    write_report(build_report([ctx.store.root], seed=ctx.plan.seed), out)
+    return {"report": build_report([ctx.store.root], seed=ctx.plan.seed)}
+
+
+def report(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
+    out = runtime.context.store.root / "report"
+    write_report(state["report"], out)
     return {"report_dir": str(out)}
 
 
@@ -68,10 +74,12 @@ def build() -> StateGraph:
     builder = StateGraph(EvalState, context_schema=EvalContext)
     builder.add_node("load", load)
     builder.add_node("run_sample", run_sample)
+    builder.add_node("aggregate", aggregate)
     builder.add_node("report", report)
     builder.add_edge(START, "load")
-    builder.add_conditional_edges("load", fan_out, ["run_sample", "report"])
-    builder.add_edge("run_sample", "report")
+    builder.add_conditional_edges("load", fan_out, ["run_sample", "aggregate"])
+    builder.add_edge("run_sample", "aggregate")
+    builder.add_edge("aggregate", "report")
     builder.add_edge("report", END)
     return builder
 

@@ -65,3 +65,20 @@ def test_direct_prompt(tiny, image_path):
 
     request = PerceiveRequest((Image.new("RGB", (8, 8)),), direct_prompt(QUESTION, OPTIONS))
     assert_snapshot("prompt_direct.txt", perceiver.render(request))
+
+
+def test_eval_graph_topology():
+    from graphs import eval as eval_graph
+
+    assert_snapshot("graph_eval.mmd", eval_graph.graph.get_graph().draw_mermaid())
+
+
+def test_langgraph_json_lists_every_compiled_graph():
+    import importlib
+    import json
+    from pathlib import Path
+
+    spec = json.loads((Path(__file__).resolve().parents[1] / "langgraph.json").read_text())
+    for name, target in spec["graphs"].items():
+        module, attr = target.removeprefix("./").replace(".py", "").replace("/", ".").split(":")
+        assert hasattr(importlib.import_module(module), attr), name

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from agent.parsing import split_output, split_thinking
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest, SamplingSettings
 from tools.backends.loading import ModelLoadError, cached
-from tools.backends.openai_api import DataUrlCache, perceive_messages
+from tools.backends.openai_api import DataUrlCache, perceive_messages, sampling_fields
 from tools.backends.spec import parse_model
 
 CLOSE_THINK = "\n</think>\n\n"
@@ -35,14 +35,8 @@ def import_vllm():
 
 
 def sampling_kwargs(settings: SamplingSettings, max_tokens: int, banned_ids: Sequence[int] = ()) -> dict:
-    """SamplingParams keyword arguments for one phase."""
-    kwargs: dict[str, Any] = {"max_tokens": max(max_tokens, 1)}
-    if settings.greedy:
-        kwargs["temperature"] = 0.0
-    else:
-        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-    if settings.seed is not None:
-        kwargs["seed"] = settings.seed
+    """SamplingParams keyword arguments for one phase: the OpenAI fields, plus NoWait as a logit bias."""
+    kwargs: dict[str, Any] = sampling_fields(settings, max(max_tokens, 1))
     if banned_ids:
         kwargs["logit_bias"] = {int(i): -100.0 for i in banned_ids}
     return kwargs
