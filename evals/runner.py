@@ -179,7 +179,10 @@ def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:
     return {
         "identity": identity,
         "backend": {"reasoner": _backend(agent.reasoner), "perceiver": _backend(agent.perceiver)},
-        "models": {"reasoner": _revision(agent.reasoner), "perceiver": _revision(agent.perceiver)},
+        "models": {
+            "reasoner": _revision(agent.reasoner) if identity["reasoner"] else None,  # direct-only runs use none
+            "perceiver": _revision(agent.perceiver),
+        },
         "packages": {name: _version(name) for name in ("extract-think", "torch", "transformers", "langgraph")},
         "python": platform.python_version(),
         "concurrency": plan.concurrency,
