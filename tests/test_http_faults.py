@@ -103,8 +103,6 @@ def test_requests_spread_over_replicas():
 
 
 def test_api_key_from_the_environment(monkeypatch):
-    import http.server  # noqa: F401
-
     monkeypatch.setenv("XTHINK_API_KEY", "sekret")
     seen = {}
     with FakeOpenAI() as fake:

@@ -10,6 +10,7 @@ from tests.scripted import Script, think, tool_call
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
+from tools.backends.loading import Placement
 from tools.images import crop_region, load_image
 
 OPTIONS = ["red", "blue"]
@@ -56,7 +57,7 @@ def test_region_reaches_the_perceiver_as_a_crop(tiny, image_path):
     script = Script(tool_call("the right half", region=box), "Answer: B")
     result = agent_with(tiny, script).ask("Colour?", [image_path], OPTIONS, settings=AskOptions(**FAST))
     step = result.steps[1]
-    perceiver = TransformersPerceiver(str(tiny.perceivers["llava_onevision"]), result_placement())
+    perceiver = TransformersPerceiver(str(tiny.perceivers["llava_onevision"]), Placement(device="cpu"))
     crop = crop_region(load_image(image_path), tuple(box))
     whole = load_image(image_path)
     direct = [
@@ -65,12 +66,6 @@ def test_region_reaches_the_perceiver_as_a_crop(tiny, image_path):
     ]
     assert step.output == direct[0]
     assert direct[0] != direct[1], "the tiny perceiver should tell the crop from the whole image"
-
-
-def result_placement():
-    from tools.backends.loading import Placement
-
-    return Placement(device="cpu")
 
 
 def test_malformed_tool_call_is_recovered(tiny, image_path):

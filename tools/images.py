@@ -8,6 +8,7 @@ an animation), which is what every processor expects.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +76,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
     """Normalise any PIL mode to RGB: alpha over white, CMYK converted, 16/32-bit scaled to 8-bit."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode != "F" and arr.max(initial=0) > 255 else max(float(arr.max(initial=0)), 1.0)
-        if img.mode.startswith("I;16"):
-            top = 65535.0
+        peak = float(arr.max(initial=0))
+        # 16-bit modes span 0-65535; 32-bit int and float images are scaled by their own range.
+        top = 65535.0 if img.mode.startswith("I;16") or (img.mode == "I" and peak > 255) else max(peak, 1.0)
         scaled = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
         return Image.fromarray(scaled, mode="L").convert("RGB")
     if img.mode == "P":
@@ -91,8 +92,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def fingerprint(img: Image.Image) -> str:
     """A content hash of the pixels, so caches key on what an image is, not on a per-run id."""
-    import hashlib
-
     digest = hashlib.blake2b(img.tobytes(), digest_size=16)
     digest.update(f"{img.mode}{img.size}".encode())
     return digest.hexdigest()

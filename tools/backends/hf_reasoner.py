@@ -89,6 +89,7 @@ class TransformersReasoner:
         enc = tokenizer(self.render(request), return_tensors="pt", add_special_tokens=False).to(model.device)
         prompt_len = enc["input_ids"].shape[1]
         settings = request.settings
+        eos_ids = stop_ids(tokenizer, model)
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         started = time.perf_counter()
@@ -96,7 +97,7 @@ class TransformersReasoner:
             out = model.generate(
                 **enc,
                 logits_processor=self._processors(request, tokenizer, prompt_len),
-                **generation_kwargs(settings, stop_ids(tokenizer, model), tokenizer.pad_token_id),
+                **generation_kwargs(settings, eos_ids, tokenizer.pad_token_id),
             )
         seconds = time.perf_counter() - started
         new = out[0, prompt_len:].tolist()
@@ -104,7 +105,7 @@ class TransformersReasoner:
         parts = split_output(raw)
         end_think = tokenizer.convert_tokens_to_ids("</think>")
         thinking_tokens = new.index(end_think) + 1 if end_think in new else (len(new) if parts.thinking else 0)
-        stopped = bool(new) and new[-1] in stop_ids(tokenizer, model)
+        stopped = bool(new) and new[-1] in eos_ids
         return ReasonOutput(
             raw=raw,
             thinking=parts.thinking,

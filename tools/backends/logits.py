@@ -79,11 +79,11 @@ def is_reflection_token(text: str) -> bool:
 
 def reflection_token_ids(tokenizer) -> list[int]:
     """Ids of every token whose decoded text holds a reflection word (computed once per tokenizer)."""
-    return list(_reflection_ids_cached(id(tokenizer), tokenizer))
+    return list(_reflection_ids_cached(tokenizer))
 
 
 @lru_cache(maxsize=8)
-def _reflection_ids_cached(_key: int, tokenizer) -> tuple[int, ...]:
+def _reflection_ids_cached(tokenizer) -> tuple[int, ...]:
     vocab_size = len(tokenizer)
     texts = tokenizer.batch_decode([[i] for i in range(vocab_size)], skip_special_tokens=False)
     return tuple(i for i, text in enumerate(texts) if is_reflection_token(text))
