@@ -30,6 +30,7 @@ def reason_record(out: ReasonOutput, purpose: str) -> ReasonStep:
         thinking_tokens=out.thinking_tokens,
         output_tokens=out.output_tokens,
         seconds=out.seconds,
+        cached_tokens=out.cached_tokens,
         finish_reason=out.finish_reason,
     )
 
@@ -96,6 +97,7 @@ def direct(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         prompt_tokens=out.prompt_tokens,
         output_tokens=out.output_tokens,
         seconds=out.seconds,
+        cached_tokens=out.cached_tokens,
     )
     return {"final_output": out.text, "final_text": split_thinking(out.text)[1], "steps": [step]}
 

@@ -40,6 +40,7 @@ class ReasonStep(BaseModel):
     output_tokens: int = 0
     seconds: float = 0.0
     finish_reason: Literal["stop", "length"] = "stop"
+    cached_tokens: int = Field(0, description="prompt tokens whose keys/values were reused from an earlier call")
 
 
 class ExtractStep(BaseModel):
@@ -55,6 +56,7 @@ class ExtractStep(BaseModel):
     prompt_tokens: int = 0
     output_tokens: int = 0
     seconds: float = 0.0
+    cached_tokens: int = Field(0, description="prompt tokens (image tokens included) reused from an earlier call")
     error: str | None = None
 
 

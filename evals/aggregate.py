@@ -39,9 +39,14 @@ def by_regime(records: list[SampleRecord]) -> dict[str, list[SampleRecord]]:
     return dict(sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
+def in_paper_scope(record: SampleRecord) -> bool:
+    """VMCBench's 14 sources outside the paper's six are reported apart (`--all-sources`)."""
+    return record.benchmark != "vmcbench" or record.category in IN_DOMAIN
+
+
 def table_row(regime: str, records: list[SampleRecord]) -> dict:
-    """One row of the paper's table for one regime."""
-    scored = [r for r in records if r.scored]
+    """One row of the paper's table for one regime; `n` counts the paper's items only."""
+    scored = [r for r in records if r.scored and in_paper_scope(r)]
     row: dict = {"regime": regime, "n": len(scored)}
     vmc = [r for r in scored if r.benchmark == "vmcbench"]
     for source, column in IN_DOMAIN.items():
@@ -69,6 +74,20 @@ def paper_table(records: list[SampleRecord], label: str | None = None) -> list[d
     return rows
 
 
+def other_sources_table(records: list[SampleRecord], label: str | None = None) -> list[dict]:
+    """Accuracy per VMCBench source outside the paper's six, per regime (empty when none were run)."""
+    others = [r for r in records if r.scored and not in_paper_scope(r)]
+    rows = []
+    for regime, group in by_regime(others).items():
+        row: dict = {"run": label} if label else {}
+        row.update(regime=regime, n=len(group))
+        for source in sorted({r.category for r in group}):
+            row[source] = _round(_acc([r for r in group if r.category == source]))
+        row["avg"] = _round(_acc(group))
+        rows.append(row)
+    return rows
+
+
 def cost_row(regime: str, records: list[SampleRecord]) -> dict:
     ok = [r for r in records if r.scored]
 
@@ -85,6 +104,7 @@ def cost_row(regime: str, records: list[SampleRecord]) -> dict:
         "visible_tokens": avg("visible_tokens"),
         "perceiver_tokens": avg("perceiver_tokens"),
         "seconds": avg("seconds"),
+        "cached_tokens": avg("cached_tokens"),
         "fallback_answers": sum(r.method in FALLBACK_METHODS for r in ok),
         "no_answer": sum(r.method == "none" for r in ok),
     }

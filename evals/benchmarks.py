@@ -66,6 +66,10 @@ class Benchmark:
     splits: tuple[str, ...]
     required: tuple[str, ...]
 
+    def in_scope(self, category: str) -> bool:
+        """Whether a sample belongs to the paper's protocol: VMCBench's six in-domain sources only."""
+        return self.name != "vmcbench" or category in IN_DOMAIN
+
     def check_columns(self, columns: list[str], source: str) -> None:
         missing = [c for c in self.required if c not in columns and not _has_alias(c, columns)]
         if missing:

@@ -18,6 +18,7 @@ class SampleRecord(BaseModel):
     gold: str
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
+    retryable: bool = True  # False for errors in the data itself (a broken image): a rerun cannot fix them
     pred: str | None = None
     correct: bool = False
     method: str = "none"
@@ -28,6 +29,8 @@ class SampleRecord(BaseModel):
     perceiver_tokens: int = 0
     seconds: float = 0.0
     trace: str | None = None  # path of the trace JSON, relative to the run folder
+    settings_hash: str | None = None  # the settings that made this record (evals/runner.py: settings_hash)
+    cached_tokens: int = 0  # prompt tokens of both models whose keys/values were reused
 
     @property
     def key(self) -> str:
@@ -36,6 +39,11 @@ class SampleRecord(BaseModel):
     @property
     def scored(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def store_key(self) -> str:
+        """Identity in the run store: the same sample under other settings is another record."""
+        return f"{self.key}#{self.settings_hash or ''}"
 
 
 def record_key(regime: str, benchmark: str, sample_id: str) -> str:

@@ -1,7 +1,11 @@
 """Reports regenerated from stored records alone: the paper's table, cost, paired stats, plots, traces.
 
 `build_report` reads run folders; `write_report` writes report.md, table.csv, table.json, cost.csv,
-paired.csv, trace_index.csv and two PNG plots into a folder.
+paired.csv, other_sources.csv, trace_index.csv and two PNG plots into a folder.
+
+Folders that are shards of one run (`xthink eval --shard K/N`, same settings and data) are merged into
+one run; other folders are compared side by side. Records made with earlier settings of a resumed run
+are reported in rows of their own, never mixed with the current settings' records.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evals.aggregate import TABLE_COLUMNS, cost_table, paired, paper_table
+from evals.aggregate import TABLE_COLUMNS, cost_table, other_sources_table, paired, paper_table
 from evals.records import SampleRecord
 from evals.store import read_records
 
@@ -24,6 +28,8 @@ class Report:
     paired: list[dict] = field(default_factory=list)
     traces: list[dict] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    other_sources: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 class ReportError(ValueError):
@@ -32,19 +38,76 @@ class ReportError(ValueError):
 
 def build_report(run_dirs: list[Path], seed: int = 0) -> Report:
     report = Report()
-    several = len(run_dirs) > 1
-    for run_dir in run_dirs:
-        run_dir = Path(run_dir)
-        if not (run_dir / "records.jsonl").exists():
-            raise ReportError(f"'{run_dir}' holds no eval records (records.jsonl); pass a folder made by xthink eval")
-        records = read_records(run_dir)
-        label = run_dir.name if several else None
-        report.runs.append(str(run_dir))
+    runs = group_runs([Path(d) for d in run_dirs])
+    several = len(runs) > 1
+    for name, dirs in runs:
+        label = name if several else None
+        records: list[SampleRecord] = []
+        for run_dir in dirs:
+            records.extend(_current_labels(read_records(run_dir), _manifest(run_dir), report.notes, run_dir))
+            report.runs.append(str(run_dir))
+        records = _dedupe(records)
+        report.notes.extend(_shard_notes(name, dirs))
         report.table.extend(paper_table(records, label))
+        report.other_sources.extend(other_sources_table(records, label))
         report.cost.extend(_labelled(cost_table(records), label))
         report.paired.extend(_labelled(paired(records, seed=seed), label))
-        report.traces.extend(_trace_rows(records, run_dir, label))
+        for run_dir in dirs:
+            own = [r for r in records if r.trace and (run_dir / r.trace).exists()]
+            report.traces.extend(_trace_rows(own, run_dir, label))
     return report
+
+
+def _manifest(run_dir: Path) -> dict:
+    if not (run_dir / "records.jsonl").exists():
+        raise ReportError(f"'{run_dir}' holds no eval records (records.jsonl); pass a folder made by xthink eval")
+    path = run_dir / "run.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def group_runs(run_dirs: list[Path]) -> list[tuple[str, list[Path]]]:
+    """Shards of one run (same identity but the shard) form one group; every other folder is its own."""
+    groups: dict[str, list[Path]] = {}
+    for run_dir in run_dirs:
+        identity = dict(_manifest(run_dir).get("identity", {}))
+        shard = identity.pop("shard", None)
+        key = json.dumps(identity, sort_keys=True) if shard else str(run_dir.resolve())
+        groups.setdefault(key, []).append(run_dir)
+    return [(dirs[0].name if len(dirs) == 1 else f"{dirs[0].name}+{len(dirs) - 1}", dirs) for dirs in groups.values()]
+
+
+def _shard_notes(name: str, dirs: list[Path]) -> list[str]:
+    shards = [_manifest(d).get("identity", {}).get("shard") for d in dirs]
+    shards = [tuple(s) for s in shards if s]
+    if not shards:
+        return []
+    count = shards[0][1]
+    missing = sorted(set(range(1, count + 1)) - {k for k, _ in shards})
+    merged = f"{name}: merged shards {', '.join(f'{k}/{n}' for k, n in sorted(shards))}"
+    return [merged + (f"; missing shard(s) {', '.join(f'{k}/{count}' for k in missing)}" if missing else "")]
+
+
+def _current_labels(records: list[SampleRecord], manifest: dict, notes: list[str], run_dir: Path):
+    """Records made with earlier settings than the folder's current ones get a regime label of their own."""
+    current = manifest.get("settings_hash") or {}
+    out, earlier = [], set()
+    for r in records:
+        if r.regime in current and r.settings_hash != current[r.regime]:
+            earlier.add(r.regime)
+            r = r.model_copy(update={"regime": f"{r.regime} (earlier settings {(r.settings_hash or 'unknown')[:6]})"})
+        out.append(r)
+    if earlier:
+        notes.append(f"{run_dir}: records of earlier settings ({', '.join(sorted(earlier))}) are reported in rows "
+                     "of their own (the run was resumed with new settings)")
+    return out
+
+
+def _dedupe(records: list[SampleRecord]) -> list[SampleRecord]:
+    seen: dict[str, SampleRecord] = {}
+    for r in records:
+        if r.store_key not in seen or (r.scored and not seen[r.store_key].scored):
+            seen[r.store_key] = r
+    return list(seen.values())
 
 
 def _labelled(rows: list[dict], label: str | None) -> list[dict]:
@@ -78,8 +141,13 @@ def table_columns(rows: list[dict]) -> list[str]:
 
 
 def to_markdown(report: Report) -> str:
-    parts = ["# extract-think evaluation", "", "Runs: " + ", ".join(report.runs), "",
-             "## Accuracy (%)", "", markdown_table(report.table, table_columns(report.table)), ""]
+    parts = ["# extract-think evaluation", "", "Runs: " + ", ".join(report.runs), ""]
+    parts += [f"Note: {note}" for note in report.notes] + ([""] if report.notes else [])
+    parts += ["## Accuracy (%)", "", markdown_table(report.table, table_columns(report.table)), ""]
+    if report.other_sources:
+        cols = list(dict.fromkeys(c for row in report.other_sources for c in row))
+        parts += ["## Other VMCBench sources (--all-sources; not in the paper's table or its n)", "",
+                  markdown_table(report.other_sources, cols), ""]
     if report.cost:
         cols = [c for c in report.cost[0]]
         parts += ["## Cost per sample (means over scored samples)", "", markdown_table(report.cost, cols), ""]
@@ -113,6 +181,8 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
         "table.json": json.dumps(report.table, indent=2),
         "cost.csv": _csv(report.cost),
         "paired.csv": _csv(report.paired),
+        "other_sources.csv": _csv(report.other_sources,
+                                  list(dict.fromkeys(c for row in report.other_sources for c in row)) or None),
         "trace_index.csv": _csv(report.traces),
     }
     written = []

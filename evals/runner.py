@@ -8,6 +8,7 @@ runs one (regime, sample), scores it, stores its trace and appends its record at
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -22,8 +23,9 @@ from evals.records import SampleRecord, record_key
 from evals.sampling import subsample
 from evals.scoring import score
 from evals.sources import image_bytes, load_rows
-from evals.store import RunStore
-from graphs.api import AskOptions, ExtractThink
+from evals.store import RunStore, safe_name
+from graphs.api import AskOptions, ExtractThink, InputError
+from tools.images import ImageError
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,39 @@ class EvalPlan:
     concurrency: int = 1
     restart: bool = False
     resume: bool = False
+    all_sources: bool = False  # VMCBench: also the 14 sources outside the paper's six (reported apart)
+    retry_errors: bool = True  # run again the samples whose record is an error
+    shard: tuple[int, int] | None = None  # (K, N): this machine runs the K-th of N deterministic parts
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` with 1 <= K <= N: the K-th of N parts of the items."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard '{text}' is not K/N (for example 1/4)") from None
+    if n < 1 or not 1 <= k <= n:
+        raise ValueError(f"--shard '{text}': K must be between 1 and N (for example 1/4 ... 4/4)")
+    return k, n
+
+
+def in_shard(benchmark: str, sample_id: str, shard: tuple[int, int] | None) -> bool:
+    """Deterministic split by sample (all regimes of a sample stay together, sharing its image)."""
+    if shard is None:
+        return True
+    digest = hashlib.sha256(f"{benchmark}/{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shard[1] == shard[0] - 1
+
+
+def settings_hash(plan: EvalPlan, regime: str) -> str:
+    """What makes a record: the models and every setting its regime uses (direct needs no reasoner)."""
+    settings = asdict(plan.settings)
+    made_by = {"perceiver": plan.perceiver, "prompts_version": PROMPTS_VERSION}
+    if regime == "direct":
+        made_by["settings"] = {k: settings[k] for k in ("perceiver_max_new_tokens", "max_pixels")}
+    else:
+        made_by.update(reasoner=plan.reasoner, settings=settings, seed=plan.seed)
+    return hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class WorkItem(BaseModel):
@@ -68,10 +103,11 @@ class WorkItem(BaseModel):
     l2_category: str | None = None
     image_path: str | None = None
     load_error: str | None = None
+    settings_hash: str | None = None
 
     @property
     def key(self) -> str:
-        return record_key(self.regime, self.benchmark, self.sample_id)
+        return f"{record_key(self.regime, self.benchmark, self.sample_id)}#{self.settings_hash or ''}"
 
 
 _MAGIC = [(b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"GIF8", ".gif"), (b"RIFF", ".webp"), (b"BM", ".bmp")]
@@ -85,9 +121,12 @@ def prepare(plan: EvalPlan, store: RunStore, agent: ExtractThink) -> list[WorkIt
     """Load and subsample every benchmark, open the run folder, return the items not done yet."""
     loaded = {spec.name: load_rows(get_benchmark(spec.name), spec.path, plan.split) for spec in plan.benches}
     store.open(manifest(plan, loaded, agent), restart=plan.restart, resume=plan.resume)
+    store.retry_errors = plan.retry_errors
     items: list[WorkItem] = []
     for spec in plan.benches:
         items.extend(_bench_items(plan, store, spec, loaded[spec.name]))
+    hashes = {regime: settings_hash(plan, regime) for regime in plan.modes}
+    items = [item.model_copy(update={"settings_hash": hashes.get(item.regime)}) for item in items]
     return [item for item in items if not store.is_done(item.key)]
 
 
@@ -96,10 +135,15 @@ def _bench_items(plan: EvalPlan, store: RunStore, spec: BenchSpec, loaded) -> li
     samples, broken = [], []
     for row in loaded.rows:
         try:
-            samples.append((to_sample(bench, row), row.get("image")))
+            sample = to_sample(bench, row)
         except (KeyError, ValueError) as exc:
             broken.append(_broken_item(bench.name, row, f"bad row: {exc}"))
+            continue
+        if plan.all_sources or bench.in_scope(sample.category):
+            samples.append((sample, row.get("image")))
     chosen = {s.id for s in subsample([s for s, _ in samples], plan.limit, plan.seed)}
+    chosen = {i for i in chosen if in_shard(bench.name, i, plan.shard)}
+    broken = [b for b in broken if in_shard(bench.name, b.sample_id, plan.shard)]
     items = []
     for sample, image in samples:
         if sample.id not in chosen:
@@ -123,8 +167,7 @@ def _write_image(store: RunStore, bench: str, sample_id: str, value, base_dir) -
         data = image_bytes(value, base_dir)
     except ValueError as exc:
         return None, f"image: {exc}"
-    safe = hashlib.sha1(sample_id.encode()).hexdigest()[:8] + "_" + "".join(c for c in sample_id if c.isalnum())[:40]
-    path = store.root / "images" / bench / (safe + _extension(data))
+    path = store.root / "images" / bench / (safe_name(sample_id) + _extension(data))
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -134,22 +177,24 @@ def _write_image(store: RunStore, bench: str, sample_id: str, value, base_dir) -
 def run_item(item: WorkItem, plan: EvalPlan, store: RunStore, agent: ExtractThink) -> SampleRecord:
     """Run, score and store one item; any failure becomes an error record and the run goes on."""
     base = {"regime": item.regime, "benchmark": item.benchmark, "sample_id": item.sample_id,
-            "category": item.category, "l2_category": item.l2_category, "gold": item.gold}
+            "category": item.category, "l2_category": item.l2_category, "gold": item.gold,
+            "settings_hash": item.settings_hash}
     if item.load_error:
-        record = SampleRecord(**base, status="error", error=item.load_error)
+        record = SampleRecord(**base, status="error", error=item.load_error, retryable=False)
     else:
         try:
             result = agent.ask(item.question, [item.image_path], item.options or None, mode=item.regime,
                                settings=plan.settings)
             record = _scored(base, item, result, store)
         except Exception as exc:  # noqa: BLE001 - a failed sample is recorded with its reason
-            record = SampleRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}")
+            record = SampleRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}",
+                                  retryable=not isinstance(exc, (InputError, ImageError)))
     store.append(record)
     return record
 
 
 def _scored(base: dict, item: WorkItem, result: Result, store: RunStore) -> SampleRecord:
-    trace = f"traces/{item.regime}/{item.benchmark}/{item.sample_id}.json"
+    trace = f"traces/{item.regime}/{item.benchmark}/{safe_name(item.sample_id)}.json"
     store.write_trace(trace, result.model_dump_json(indent=1))
     outcome = score(result.final_output, item.options, item.gold)
     reasons = [s for s in result.steps if isinstance(s, ReasonStep)]
@@ -160,6 +205,7 @@ def _scored(base: dict, item: WorkItem, result: Result, store: RunStore) -> Samp
         thinking_tokens=sum(s.thinking_tokens for s in reasons),
         visible_tokens=sum(s.output_tokens - s.thinking_tokens for s in reasons),
         perceiver_tokens=sum(s.output_tokens for s in extracts), seconds=result.seconds, trace=trace,
+        cached_tokens=sum(s.cached_tokens for s in result.steps),
     )  # fmt: skip
 
 
@@ -175,6 +221,8 @@ def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:
         "split": plan.split,
         "limit": plan.limit,
         "seed": plan.seed,
+        "all_sources": plan.all_sources,
+        "shard": list(plan.shard) if plan.shard else None,
     }
     return {
         "identity": identity,
@@ -186,6 +234,7 @@ def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:
         "packages": {name: _version(name) for name in ("extract-think", "torch", "transformers", "langgraph")},
         "python": platform.python_version(),
         "concurrency": plan.concurrency,
+        "settings_hash": {regime: settings_hash(plan, regime) for regime in plan.modes},
     }
 
 

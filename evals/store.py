@@ -1,8 +1,13 @@
 """The run folder: an append-only JSONL of finished samples, the run's manifest, traces and images.
 
 Each finished sample is one line, written and fsynced at once under a lock, so a crash or SIGKILL loses
-at most the samples in flight. On reopening, a torn last line (killed mid-write) is cut off, and a key
-already present is never written again: a rerun of the same command completes the run exactly once.
+at most the samples in flight. On reopening, a torn last line (killed mid-write) is cut off, and a sample
+already done is never written again: a rerun of the same command completes the run exactly once.
+
+A record is identified by (regime, benchmark, sample, settings hash). A sample whose record is an error
+is run again on the next run (a server that was down must not poison the run) unless `retry_errors` is
+off; its newer record then supersedes the error. Records of other settings (a `--resume` with new
+settings) stay in the file and are reported apart.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class RunStore:
         self.root = Path(root)
         self._lock = threading.Lock()
         self._done: dict[str, SampleRecord] = {}
+        self.retry_errors = True
 
     @property
     def records_path(self) -> Path:
@@ -54,7 +60,7 @@ class RunStore:
         if existing is not None and resume and existing.get("identity") != manifest.get("identity"):
             manifest = {**manifest, "previous": existing.get("previous", []) + [existing.get("identity")]}
         (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        self._done = {r.key: r for r in self.load()}
+        self._done = {r.store_key: r for r in self.load()}
 
     def read_manifest(self) -> dict | None:
         path = self.root / MANIFEST
@@ -64,23 +70,26 @@ class RunStore:
         """Every complete record, first occurrence of a key only; a torn last line is cut off."""
         return read_records(self.root, repair=True)
 
-    def is_done(self, key: str) -> bool:
-        return key in self._done
+    def is_done(self, store_key: str) -> bool:
+        record = self._done.get(store_key)
+        return record is not None and (record.scored or not self.retry_errors or not record.retryable)
 
     def append(self, record: SampleRecord) -> bool:
-        """Write one record durably; returns False (and writes nothing) if its key is already done."""
+        """Write one record durably; returns False (and writes nothing) if that sample is already done."""
         with self._lock:
-            if record.key in self._done:
+            if self.is_done(record.store_key):
                 return False
             with self.records_path.open("a", encoding="utf-8") as handle:
                 handle.write(record.model_dump_json() + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-            self._done[record.key] = record
+            self._done[record.store_key] = record
             return True
 
     def write_trace(self, relative: str, text: str) -> None:
         path = self.root / relative
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise RunFolderError(f"refusing to write '{relative}' outside the run folder '{self.root}'")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
@@ -102,5 +111,15 @@ def read_records(root: Path, repair: bool = False) -> list[SampleRecord]:
     for line in data.decode("utf-8").splitlines():
         if line.strip():
             record = SampleRecord.model_validate_json(line)
-            seen.setdefault(record.key, record)
+            earlier = seen.get(record.store_key)
+            if earlier is None or not earlier.scored:  # a retried error gives way to the newer record
+                seen[record.store_key] = record
     return list(seen.values())
+
+
+def safe_name(sample_id: str) -> str:
+    """A file name for a sample id from a data file: never a path, unique per id (hash prefix)."""
+    import hashlib
+
+    kept = "".join(c for c in sample_id if c.isalnum() or c in "-_")[:40]
+    return hashlib.sha1(sample_id.encode()).hexdigest()[:8] + "_" + kept

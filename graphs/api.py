@@ -19,6 +19,7 @@ from graphs import iterative, single
 from tools.backends.base import Perceiver, Reasoner, SamplingSettings
 from tools.backends.factory import make_perceiver, make_reasoner
 from tools.backends.loading import Placement
+from tools.backends.options import EngineOptions
 from tools.images import DEFAULT_MAX_PIXELS, ImageStore
 
 # The paper's pairs: (reasoner, perceiver). The perceivers are the authors' extraction checkpoints, converted
@@ -74,10 +75,13 @@ class ExtractThink:
         perceiver: str | Perceiver = DEFAULT_PERCEIVER,
         device: str = "auto",
         dtype: str = "auto",
+        engine: EngineOptions | None = None,
     ):
+        """`engine` sets batching, KV-cache sizes, HTTP in-flight caps and vLLM memory shares."""
         placement = Placement(device=device, dtype=dtype)
-        self.reasoner = make_reasoner(reasoner, placement) if isinstance(reasoner, str) else reasoner
-        self.perceiver = make_perceiver(perceiver, placement) if isinstance(perceiver, str) else perceiver
+        engine = engine or EngineOptions()
+        self.reasoner = make_reasoner(reasoner, placement, engine) if isinstance(reasoner, str) else reasoner
+        self.perceiver = make_perceiver(perceiver, placement, engine) if isinstance(perceiver, str) else perceiver
 
     def ask(self, question: str, images: Sequence[str | Path], options: Sequence[str] | None = None,
             mode: str = "iterative", request: str | None = None, settings: AskOptions | None = None) -> Result:

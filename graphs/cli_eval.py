@@ -28,7 +28,19 @@ def eval_command(
     split: Optional[str] = typer.Option(None, help="dataset split (vmcbench: dev|test, mmstar: val)"),
     limit: Optional[int] = typer.Option(None, min=1, help="at most N samples per benchmark, stratified"),
     seed: int = typer.Option(0, help="seed of the subsample, sampling and bootstrap"),
-    concurrency: int = typer.Option(1, min=1, help="samples in flight at once"),
+    concurrency: Optional[int] = typer.Option(
+        None, min=1, help="samples in flight at once (default: 32 on CUDA or a server, 4 on CPU)"),
+    shard: Optional[str] = typer.Option(None, help="K/N: run the K-th of N deterministic parts of the items"),
+    all_sources: bool = typer.Option(False, "--all-sources", help="VMCBench: also the 14 sources outside the "
+                                     "paper's six (reported in a separate section)"),
+    no_retry_errors: bool = typer.Option(False, "--no-retry-errors", help="keep error records instead of "
+                                         "running those samples again"),
+    max_batch: int = typer.Option(32, "--max-batch", min=1, help="in-process: requests per batched generate"),
+    reasoner_cache_mb: float = typer.Option(2048, "--reasoner-cache-mb", min=0, help="in-process KV reuse, MB (0: off)"),
+    perceiver_cache_mb: float = typer.Option(2048, "--perceiver-cache-mb", min=0, help="in-process image KV reuse, "
+                                             "MB (0: off)"),
+    max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", min=1, help="server: requests in flight "
+                                                "per endpoint URL (default: --concurrency)"),
     reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
     perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
     pair: Optional[str] = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
@@ -45,8 +57,9 @@ def eval_command(
 ) -> None:
     """Run benchmarks under one or more regimes, on the same items, resumably."""
     from agent.trace import MODES
-    from evals.runner import BenchSpec, EvalPlan
+    from evals.runner import BenchSpec, EvalPlan, parse_shard
     from graphs.api import AskOptions, InputError, resolve_models
+    from tools.backends.options import EngineOptions
 
     bad = [m for m in mode if m not in MODES]
     if bad:
@@ -54,6 +67,9 @@ def eval_command(
     try:
         benches = [BenchSpec.parse(b) for b in bench]
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
+        shard_part = parse_shard(shard) if shard else None
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out '{out}' is a file; pass a folder for the run (it is created if missing)")
     except (ValueError, InputError) as exc:
         _fail(str(exc), EXIT_INPUT)
     settings = AskOptions(
@@ -64,16 +80,19 @@ def eval_command(
     plan = EvalPlan(
         benches=benches, modes=list(dict.fromkeys(mode)), out=out, reasoner=reasoner,
         perceiver=perceiver, settings=settings, split=split, limit=limit, seed=seed,
-        concurrency=concurrency, restart=restart, resume=resume,
+        concurrency=concurrency or 1, restart=restart, resume=resume, all_sources=all_sources,
+        retry_errors=not no_retry_errors, shard=shard_part,
     )  # fmt: skip
-    report_dir = _run_eval(plan, device, dtype)
+    engine = EngineOptions(max_batch=max_batch, reasoner_cache_mb=reasoner_cache_mb, perceiver_cache_mb=perceiver_cache_mb,
+                           concurrency=concurrency or 32, max_in_flight=max_in_flight)  # fmt: skip
+    report_dir = _run_eval(plan, device, dtype, engine, explicit_concurrency=concurrency is not None)
     from evals.report import build_report, to_markdown
 
     Console().print(to_markdown(build_report([plan.out], seed=seed)), markup=False, highlight=False)
     Console().print(f"report written to {report_dir}", markup=False, highlight=False)
 
 
-def _run_eval(plan, device: str, dtype: str) -> str:
+def _run_eval(plan, device: str, dtype: str, engine, explicit_concurrency: bool = True) -> str:
     from evals.benchmarks import SchemaError
     from evals.sources import SourceError
     from evals.store import RunFolderError, RunStore
@@ -84,7 +103,10 @@ def _run_eval(plan, device: str, dtype: str) -> str:
 
     quiet_transformers()
     try:
-        agent = ExtractThink(reasoner=plan.reasoner, perceiver=plan.perceiver, device=device, dtype=dtype)
+        agent = ExtractThink(reasoner=plan.reasoner, perceiver=plan.perceiver, device=device, dtype=dtype,
+                             engine=engine)
+        if not explicit_concurrency:
+            plan.concurrency = default_concurrency(agent, device)
         for regime in plan.modes:
             agent.prepare(regime)
         context = eval_graph.EvalContext(plan=plan, store=RunStore(plan.out), agent=agent)
@@ -99,6 +121,16 @@ def _run_eval(plan, device: str, dtype: str) -> str:
     except ModelLoadError as exc:
         _fail(str(exc), EXIT_MODEL)
     return ""
+
+
+def default_concurrency(agent, device: str) -> int:
+    """32 where batching pays (a GPU, a server, vLLM), 4 on CPU (enough to fill small batches)."""
+    from tools.backends.loading import Placement
+
+    kinds = {getattr(getattr(m, "spec", None), "kind", "") for m in (agent.reasoner, agent.perceiver)}
+    if kinds & {"http", "vllm"} or Placement(device=device).resolve()[0].startswith("cuda"):
+        return 32
+    return 4
 
 
 def _progress() -> Progress:

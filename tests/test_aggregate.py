@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evals.aggregate import cost_table, paired, paper_table
+from evals.aggregate import cost_table, other_sources_table, paired, paper_table
 from evals.benchmarks import MMSTAR_CATEGORIES
 from evals.records import SampleRecord
 from evals.stats import bootstrap_diff, mcnemar_exact
@@ -38,7 +38,8 @@ def records():
 
 def test_paper_table_by_hand(records):
     (row,) = paper_table(records)
-    assert row["regime"] == "iterative" and row["n"] == 14 + 5 + 1  # the failed sample is not scored
+    # n: the paper's items only (ChartQA's 3 are outside its six sources); the failed sample is not scored.
+    assert row["regime"] == "iterative" and row["n"] == 11 + 5 + 1
     assert (row["OCR-VQA"], row["TextVQA"], row["ScienceQA"], row["VQA2"], row["GQA"], row["VizWiz"]) == (
         50.0, 100.0, 0.0, 100.0, 25.0, 100.0)
     assert row["In-domain avg"] == round((50 + 100 + 0 + 100 + 25 + 100) / 6, 2)  # ChartQA excluded
@@ -83,3 +84,10 @@ def test_bootstrap_is_seeded_and_brackets_the_point():
     assert bootstrap_diff(pairs, seed=3) == bootstrap_diff(pairs, seed=3)
     point, low, high = bootstrap_diff(pairs, seed=3)
     assert point == 0.5 and low < 0.5 < high
+
+
+def test_other_sources_are_reported_apart(records):
+    (row,) = other_sources_table(records)
+    assert (row["regime"], row["n"], row["ChartQA"], row["avg"]) == ("iterative", 3, 0.0, 0.0)
+    assert "ChartQA" not in paper_table(records)[0]
+    assert other_sources_table([r for r in records if r.category != "ChartQA"]) == []

@@ -78,4 +78,5 @@ def run_extraction(
         prompt_tokens=out.prompt_tokens,
         output_tokens=out.output_tokens,
         seconds=out.seconds,
+        cached_tokens=out.cached_tokens,
     )

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
 from PIL import Image
 
-from agent.parsing import ToolCall, ToolCallError
+from tools.backends.output_parsing import ToolCall, ToolCallError
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -88,6 +88,7 @@ class ReasonOutput:
     output_tokens: int = 0
     seconds: float = 0.0
     finish_reason: Literal["stop", "length"] = "stop"
+    cached_tokens: int = 0  # prompt tokens whose keys/values were reused, not computed
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class PerceiveOutput:
     prompt_tokens: int = 0
     output_tokens: int = 0
     seconds: float = 0.0
+    cached_tokens: int = 0  # prompt tokens (the image's among them) reused from an earlier request
 
 
 @runtime_checkable

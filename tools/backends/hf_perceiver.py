@@ -1,16 +1,16 @@
 """The perceiver on transformers, in process: AutoProcessor + AutoModelForImageTextToText, greedy.
 
-One code path serves LLaVA-OneVision, Llava, Idefics3/SmolVLM and Qwen2.5-VL/Qwen3-VL: the processor's
-own chat template places the image tokens, the processor expands them, `generate` decodes greedily with
-thinking switched off (templates that know `enable_thinking` honour it; others ignore it).
+One code path serves LLaVA-OneVision, Llava, Idefics3/SmolVLM, Qwen2.5-VL/Qwen3-VL and InternVL (`-hf`
+checkpoints): the processor's own chat template places the image tokens, the processor expands them,
+`generate` decodes greedily with thinking switched off (templates that know `enable_thinking` honour it;
+others ignore it). Batching and the reuse of an image's keys/values live in the engine
+(tools/backends/hf_vision_engine.py), one per loaded model.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
-from agent.parsing import split_thinking
 from tools.backends.base import PerceiveOutput, PerceiveRequest
 from tools.backends.loading import (
     ModelLoadError,
@@ -20,16 +20,18 @@ from tools.backends.loading import (
     is_vision_config,
     load_config,
 )
+from tools.backends.options import EngineOptions
 from tools.backends.spec import parse_model
 
 
 class TransformersPerceiver:
     """A vision-language model served by `generate` in this process."""
 
-    def __init__(self, model: str, placement: Placement = Placement()):
+    def __init__(self, model: str, placement: Placement = Placement(), options: EngineOptions = EngineOptions()):
         self.spec = parse_model(model, "perceiver")
         self.name = model
         self.placement = placement
+        self.options = options
 
     def load(self):
         """Return (processor, model), loading them on first use."""
@@ -66,34 +68,18 @@ class TransformersPerceiver:
         except ConversionError as exc:
             raise ModelLoadError(f"perceiver '{self.name}' needs conversion from LLaVA-NeXT format: {exc}") from None
 
-    def render(self, request: PerceiveRequest) -> str:
-        processor, _ = self.load()
-        content = [{"type": "image"} for _ in request.images] + [{"type": "text", "text": request.instruction}]
-        return processor.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False, enable_thinking=False
-        )
-
-    def perceive(self, requests: Sequence[PerceiveRequest]) -> list[PerceiveOutput]:
-        return [self._perceive_one(r) for r in requests]
-
-    def _perceive_one(self, request: PerceiveRequest) -> PerceiveOutput:
-        import torch
+    @property
+    def engine(self):
+        """The process-wide batching/caching engine of this model (tools/backends/hf_vision_engine.py)."""
+        from tools.backends.hf_vision_engine import PerceiverEngine
 
         processor, model = self.load()
-        inputs = processor(images=list(request.images), text=self.render(request), return_tensors="pt")
-        inputs = inputs.to(model.device).to(model.dtype)
-        prompt_len = inputs["input_ids"].shape[1]
-        started = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(
-                **inputs,
-                max_new_tokens=request.max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-            )
-        seconds = time.perf_counter() - started
-        new = out[0, prompt_len:]
-        _, text = split_thinking(processor.decode(new, skip_special_tokens=True))
-        return PerceiveOutput(text=text, prompt_tokens=prompt_len, output_tokens=int(new.numel()), seconds=seconds)
+        device, dtype = self.placement.resolve()
+        key = ("perceiver-engine", self.spec.name, device, str(dtype))
+        return cached(key, lambda: PerceiverEngine(processor, model, self.options))
+
+    def render(self, request: PerceiveRequest) -> str:
+        return self.engine.render(request)
+
+    def perceive(self, requests: Sequence[PerceiveRequest]) -> list[PerceiveOutput]:
+        return self.engine.perceive(list(requests))

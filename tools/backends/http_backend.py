@@ -4,7 +4,12 @@
 fails with a ModelLoadError naming the endpoint otherwise. One pooled client per endpoint is shared by
 every backend object of the process that names the same URLs.
 
-The paper's thinking budget cannot be enforced through this API; `max_tokens` bounds the whole answer.
+The paper's thinking budget is enforced in two calls: the first thinks with `max_tokens` = the budget;
+if it stopped there, the assistant message so far (its think block closed) is sent back and the server
+continues it with the tokens left (tools/backends/openai_api.py: continuation_body). vLLM continues the
+message itself (`continue_final_message`); servers that always add a generation prompt (`transformers
+serve`) answer in a new assistant turn with thinking off. The soft boost of "\n" and "</think>" in the
+last 5% of the budget needs logits access and is in-process only.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from tools.backends.loading import ModelLoadError
 from tools.backends.openai_api import (
     DataUrlCache,
     ResponseError,
+    continuation_body,
+    merge_phases,
+    needs_continuation,
     parse_perceive_response,
     parse_reason_response,
     perceive_body,
     reason_body,
+    served_by_vllm,
     served_models,
 )
 from tools.backends.spec import parse_model
@@ -49,6 +58,7 @@ class _HttpModel:
         self.name = model
         self.endpoints = endpoints_for(self.spec.urls, settings)
         self._model: str | None = None
+        self._listing: dict = {}  # the server's /models answer (who serves the model decides the continuation)
 
     def load(self) -> str:
         """Resolve the served model name once; raise ModelLoadError if the server cannot serve it."""
@@ -58,9 +68,11 @@ class _HttpModel:
 
     def _resolve(self) -> str:
         try:
-            served = served_models(self.endpoints.get("/models"))
+            listing = self.endpoints.get("/models")
+            served = served_models(listing)
         except (EndpointError, ResponseError) as exc:
             raise ModelLoadError(f"{self.role} server {exc}") from None
+        self._listing = listing
         wanted = self.spec.served_model
         if wanted is not None:
             if wanted not in served:
@@ -86,15 +98,23 @@ class HttpReasoner(_HttpModel):
     role = "reasoner"
 
     def reason(self, requests: Sequence[ReasonRequest]) -> list[ReasonOutput]:
+        return [self._reason_one(request) for request in requests]
+
+    def _reason_one(self, request: ReasonRequest) -> ReasonOutput:
         model = self.load()
-        outputs = []
-        for request in requests:
-            payload, seconds = self._post(reason_body(model, request))
-            try:
-                outputs.append(parse_reason_response(payload, seconds))
-            except ResponseError as exc:
-                raise EndpointError(self.spec.urls[0], str(exc)) from None
-        return outputs
+        first = self._call(reason_body(model, request))
+        if not needs_continuation(request.settings, first):
+            return first
+        continues = served_by_vllm(self._listing, model)
+        second = self._call(continuation_body(model, request, first, continue_message=continues))
+        return merge_phases(first, second)
+
+    def _call(self, body: dict) -> ReasonOutput:
+        payload, seconds = self._post(body)
+        try:
+            return parse_reason_response(payload, seconds)
+        except ResponseError as exc:
+            raise EndpointError(self.spec.urls[0], str(exc)) from None
 
 
 class HttpPerceiver(_HttpModel):

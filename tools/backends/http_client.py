@@ -1,7 +1,9 @@
 """A pooled, bounded, retrying JSON client over one or more replicas of an OpenAI-compatible server.
 
 - One `httpx.Client` (connection pool) per base URL, shared by every thread of the process.
-- At most `concurrency` requests in flight per model, whatever the number of callers.
+- At most `concurrency` requests in flight per model, whatever the number of callers (the CLI sets it from
+  `--concurrency`), and at most `max_in_flight` per base URL (default: `concurrency`), so one replica is
+  never sent more than it can batch.
 - Requests are spread round-robin over the base URLs. A replica that refuses or drops a connection is
   skipped for `down_seconds` and the request fails over to the next one at once.
 - 429 and 5xx are retried with exponential backoff and jitter, honouring `Retry-After`; connection errors
@@ -40,6 +42,11 @@ class HttpSettings:
     backoff: float = 0.5
     max_backoff: float = 30.0
     concurrency: int = 8
+    max_in_flight: int | None = None  # per base URL; None: the same as `concurrency`
+
+    @property
+    def per_endpoint(self) -> int:
+        return self.max_in_flight or self.concurrency
     down_seconds: float = 30.0
 
 
@@ -53,9 +60,13 @@ class Endpoints:
         self.settings = settings
         headers = {"Authorization": f"Bearer {api_key()}"} if api_key() else {}
         timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+        per_url = settings.per_endpoint
+        limits = httpx.Limits(max_connections=per_url, max_keepalive_connections=per_url)
         self._clients = {u: httpx.Client(timeout=timeout, limits=limits, headers=headers) for u in self.urls}
         self._slots = threading.BoundedSemaphore(settings.concurrency)
+        self._url_slots = {u: threading.BoundedSemaphore(per_url) for u in self.urls}
+        self.peak_in_flight = 0  # the most requests seen in flight at once, for tests and benchmarks
+        self._in_flight = 0
         self._lock = threading.Lock()
         self._next = 0
         self._down_until: dict[str, float] = {}
@@ -112,6 +123,17 @@ class Endpoints:
         return base * (0.5 + random.random() / 2)
 
     def _once(self, url: str, method: str, path: str, body: dict | None) -> dict:
+        with self._url_slots[url]:
+            with self._lock:
+                self._in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            try:
+                return self._send(url, method, path, body)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+
+    def _send(self, url: str, method: str, path: str, body: dict | None) -> dict:
         target = url + path
         try:
             response = self._clients[url].request(method, target, json=body)

@@ -18,7 +18,7 @@ from tools.backends.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 _CACHE: dict[tuple, Any] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 
 LOCAL_HINT = (
     "To use a model without the hub, download it on a machine that has access "

@@ -87,3 +87,70 @@ def _reflection_ids_cached(tokenizer) -> tuple[int, ...]:
     vocab_size = len(tokenizer)
     texts = tokenizer.batch_decode([[i] for i in range(vocab_size)], skip_special_tokens=False)
     return tuple(i for i, text in enumerate(texts) if is_reflection_token(text))
+
+
+class RowSampler:
+    """Sampling of one batch row with its own settings and its own `torch.Generator`.
+
+    Why not `generate(do_sample=True)`: that samples every row with one temperature and the global RNG,
+    so a request's tokens would depend on which other requests shared its batch and on other threads'
+    seeds. Here the row's token is drawn with its generator and forced; `generate` runs greedy.
+    """
+
+    def __init__(self, temperature: float, top_p: float, top_k: int | None, seed: int | None, device):
+        import secrets
+
+        self.temperature = max(temperature, 1e-5)
+        self.top_p = top_p
+        self.top_k = top_k or None
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed if seed is not None else secrets.randbits(63))
+
+    def __call__(self, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """scores: [1, vocab] -> the same row with every token but the drawn one at -inf."""
+        logits = scores.float() / self.temperature
+        if self.top_k is not None and self.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, self.top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p < 1.0:
+            ordered, order = torch.sort(logits, descending=True, dim=-1)
+            cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+            drop = cumulative - torch.softmax(ordered, dim=-1) >= self.top_p  # keep the token that crosses top_p
+            logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        token = torch.multinomial(probs, 1, generator=self.generator)
+        forced = torch.full_like(scores, float("-inf"))
+        forced.scatter_(-1, token, 0.0)
+        return forced
+
+
+class RowLogits(LogitsProcessor):
+    """Per-row logits processing for a batched `generate`: each row keeps its own processors, token
+    limit and sampler, so requests with different settings share one batch without affecting each other.
+
+    `limits[i]`: the row's max_new_tokens; at that step it is forced to `eos_id` (the caller cuts the
+    forced token off and reports finish_reason "length").
+    """
+
+    def __init__(self, prompt_length: int, rows: list[list], samplers: list[RowSampler | None],
+                 limits: list[int], eos_id: int):  # fmt: skip
+        self.prompt_length = prompt_length
+        self.rows = rows
+        self.samplers = samplers
+        self.limits = limits
+        self.eos_id = eos_id
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        step = input_ids.shape[1] - self.prompt_length
+        for i, processors in enumerate(self.rows):
+            row_ids, row = input_ids[i : i + 1], scores[i : i + 1]
+            if step >= self.limits[i]:
+                row = torch.full_like(row, float("-inf"))
+                row[:, self.eos_id] = 0.0
+            else:
+                for processor in processors:
+                    row = processor(row_ids, row)
+                if self.samplers[i] is not None:
+                    row = self.samplers[i](row)
+            scores[i : i + 1] = row
+        return scores

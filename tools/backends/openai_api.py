@@ -18,7 +18,7 @@ from threading import Lock
 
 from PIL import Image
 
-from agent.parsing import ToolCall, ToolCallError, parse_tool_calls, split_thinking
+from tools.backends.output_parsing import ToolCall, ToolCallError, parse_tool_calls, split_output, split_thinking
 from tools.images import fingerprint
 from tools.backends.base import Message, PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
 
@@ -61,18 +61,78 @@ def sampling_fields(settings, max_tokens: int) -> dict:
     return body
 
 
-def reason_body(model: str, request: ReasonRequest) -> dict:
+CLOSE_THINK = "\n</think>\n\n"
+
+
+def first_phase_tokens(settings) -> int:
+    """Tokens for the first call: the thinking budget when it applies, else the whole answer."""
+    if settings.thinking and settings.thinking_budget:
+        return min(settings.thinking_budget, settings.max_new_tokens)
+    return settings.max_new_tokens
+
+
+def reason_body(model: str, request: ReasonRequest, max_tokens: int | None = None) -> dict:
+    """The request of a reasoner turn; `max_tokens` defaults to the thinking budget (first phase)."""
     settings = request.settings
     body = {
         "model": model,
         "messages": [message_json(m) for m in request.messages],
         "chat_template_kwargs": {"enable_thinking": settings.thinking},
-        **sampling_fields(settings, settings.max_new_tokens),
+        **sampling_fields(settings, max_tokens if max_tokens is not None else first_phase_tokens(settings)),
     }
     if request.tools:
         body["tools"] = list(request.tools)
         body["tool_choice"] = "auto"
     return body
+
+
+def needs_continuation(settings, first: ReasonOutput) -> bool:
+    """The first phase stopped at the thinking budget with tokens of the answer's allowance left."""
+    budgeted = bool(settings.thinking and settings.thinking_budget)
+    return budgeted and first.finish_reason == "length" and first.output_tokens < settings.max_new_tokens
+
+
+def turn_so_far(first: ReasonOutput) -> str:
+    """The assistant message after the first phase, its think block closed (forced if still open)."""
+    _, visible = split_thinking(first.raw)
+    return f"<think>\n{first.thinking.strip()}{CLOSE_THINK}{visible}"
+
+
+def continuation_body(model: str, request: ReasonRequest, first: ReasonOutput, continue_message: bool) -> dict:
+    """The second phase: the same conversation plus the assistant message so far.
+
+    `continue_message`: the server continues that message (vLLM: `continue_final_message` with
+    `add_generation_prompt: false`), as the in-process budget does. Otherwise (`transformers serve`
+    always adds a generation prompt) a new assistant turn with thinking off answers after it.
+    """
+    body = reason_body(model, request, request.settings.max_new_tokens - first.output_tokens)
+    body["messages"].append({"role": "assistant", "content": turn_so_far(first)})
+    if continue_message:
+        body.update(continue_final_message=True, add_generation_prompt=False)
+    else:
+        body["chat_template_kwargs"] = {"enable_thinking": False}
+    return body
+
+
+def merge_phases(first: ReasonOutput, second: ReasonOutput) -> ReasonOutput:
+    """One turn from a budget-stopped first phase and its continuation."""
+    continued = second.raw if "<think>" not in second.raw else split_thinking(second.raw)[1]
+    if second.thinking and not second.text and not second.tool_calls:  # a reasoning parser mislabelled it
+        continued = second.thinking
+    raw = turn_so_far(first) + continued
+    parts = split_output(raw)
+    return ReasonOutput(
+        raw=raw,
+        thinking=parts.thinking,
+        text=parts.text,
+        tool_calls=parts.tool_calls,
+        tool_errors=parts.tool_errors,
+        prompt_tokens=first.prompt_tokens,
+        thinking_tokens=first.thinking_tokens if first.text else first.output_tokens,
+        output_tokens=first.output_tokens + second.output_tokens,
+        seconds=first.seconds + second.seconds,
+        finish_reason=second.finish_reason,
+    )
 
 
 class DataUrlCache:
@@ -198,3 +258,8 @@ def served_models(payload: dict) -> list[str]:
         return [str(m["id"]) for m in payload["data"]]
     except (KeyError, TypeError):
         raise ResponseError("the /models response has no data[].id") from None
+
+
+def served_by_vllm(payload: dict, model: str) -> bool:
+    """vLLM lists its models as owned by "vllm"; it accepts `continue_final_message`."""
+    return any(m.get("id") == model and m.get("owned_by") == "vllm" for m in payload.get("data", []))

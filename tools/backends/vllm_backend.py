@@ -16,13 +16,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from agent.parsing import split_output, split_thinking
+from tools.backends.output_parsing import split_output, split_thinking
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest, SamplingSettings
 from tools.backends.loading import ModelLoadError, cached
-from tools.backends.openai_api import DataUrlCache, perceive_messages, sampling_fields
+from tools.backends.openai_api import (
+    CLOSE_THINK,
+    DataUrlCache,
+    first_phase_tokens,
+    perceive_messages,
+    sampling_fields,
+)
 from tools.backends.spec import parse_model
 
-CLOSE_THINK = "\n</think>\n\n"
 INSTALL_HINT = "vLLM is not installed: pip install 'extract-think[vllm]' (needs a CUDA GPU)"
 
 
@@ -40,13 +45,6 @@ def sampling_kwargs(settings: SamplingSettings, max_tokens: int, banned_ids: Seq
     if banned_ids:
         kwargs["logit_bias"] = {int(i): -100.0 for i in banned_ids}
     return kwargs
-
-
-def first_phase_tokens(settings: SamplingSettings) -> int:
-    """Tokens for the first call: the thinking budget when it applies, else the whole answer."""
-    if settings.thinking and settings.thinking_budget:
-        return min(settings.thinking_budget, settings.max_new_tokens)
-    return settings.max_new_tokens
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""The in-process engine of the transformers perceiver: batched first looks, cached follow-ups.
+
+Per batch of requests (one worker thread, tools/backends/batcher.py):
+- every request is processed by the model's own processor; when its `image_key` (pixel content, plus the
+  region) was seen, the keys/values of the longest stored sequence on that image are looked up. They
+  must cover all image tokens (the image comes first, the instruction last), so a hit runs no vision
+  tower and no image prefill: `generate` gets the cache and the ids, never the pixels;
+- misses run as one padded `generate` (left padding; each processor pads its own pixel inputs), hits
+  one by one with their cache (rows with different cached lengths cannot share one multimodal
+  `generate`: the vision families compute positions from the whole prompt);
+- every row's prompt + output keys/values are stored under its image key (LRU, bounded in MB).
+
+All four tested families (LLaVA-OneVision, Llava, Idefics3/SmolVLM, Qwen2.5-VL) and InternVL batch
+images of different sizes in one call, so no grouping by shape is needed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from tools.backends.base import PerceiveOutput, PerceiveRequest
+from tools.backends.batcher import MicroBatcher
+from tools.backends.kv_cache import PrefixCache, row_slice
+from tools.backends.options import EngineOptions
+from tools.backends.output_parsing import split_thinking
+
+# Inputs that carry pixels (or describe pixel tensors): left out when the image is already in the cache.
+PIXEL_INPUTS = ("pixel_values", "pixel_attention_mask", "image_sizes", "batch_num_images")
+
+
+@dataclass
+class _Row:
+    request: PerceiveRequest
+    inputs: dict
+    ids: list[int]
+    cache: object = None
+    reused: int = 0
+    output: PerceiveOutput | None = field(default=None)
+
+
+class PerceiverEngine:
+    def __init__(self, processor, model, options: EngineOptions):
+        self.processor = processor
+        self.model = model
+        self.cache = PrefixCache(options.perceiver_cache_mb)
+        self.batcher: MicroBatcher = MicroBatcher(
+            self._run, options.max_batch, options.batch_wait_ms / 1000, name="perceiver-batcher"
+        )
+        config = model.config
+        self.image_token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+
+    def perceive(self, requests: list[PerceiveRequest]) -> list[PerceiveOutput]:
+        return self.batcher.submit(requests)
+
+    def render(self, request: PerceiveRequest) -> str:
+        content = [{"type": "image"} for _ in request.images] + [{"type": "text", "text": request.instruction}]
+        return self.processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False, enable_thinking=False
+        )
+
+    # --- the worker side -------------------------------------------------------------------------
+
+    def _run(self, requests: list[PerceiveRequest]) -> list[PerceiveOutput]:
+        rows = [self._prepare(r) for r in requests]
+        misses = [row for row in rows if row.cache is None]
+        with torch.inference_mode():
+            if len(misses) > 1:
+                self._generate_batch(misses)
+            else:
+                for row in misses:
+                    self._generate_one(row)
+            for row in rows:
+                if row.cache is not None:
+                    self._generate_one(row)
+        return [row.output for row in rows]
+
+    def _prepare(self, request: PerceiveRequest) -> _Row:
+        inputs = self.processor(images=list(request.images), text=self.render(request), return_tensors="pt")
+        ids = inputs["input_ids"][0].tolist()
+        row = _Row(request, dict(inputs), ids)
+        if request.image_key:
+            row.cache, row.reused = self.cache.lookup(request.image_key, ids, self._image_end(ids))
+        return row
+
+    def _image_end(self, ids: list[int]) -> int:
+        """1 + the position of the last image token: a cached prefix must reach at least this far."""
+        if self.image_token is None or self.image_token not in ids:
+            return len(ids)  # cannot tell where the image ends: never reuse
+        return len(ids) - ids[::-1].index(self.image_token)
+
+    def _generate_one(self, row: _Row) -> None:
+        inputs = row.inputs
+        if row.cache is not None:
+            inputs = {k: v for k, v in inputs.items() if k not in PIXEL_INPUTS}
+            _forget_positions(self.model)
+        inputs = _to_device(inputs, self.model)
+        started = time.perf_counter()
+        out = self._generate(inputs, row.request.max_new_tokens, row.cache)
+        seconds = time.perf_counter() - started
+        self._finish(row, out.sequences[0, len(row.ids) :].tolist(), out.cache, 0, 0, seconds)
+
+    def _generate_batch(self, rows: list[_Row]) -> None:
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            inputs = self.processor(images=[list(r.request.images) for r in rows],
+                                    text=[self.render(r.request) for r in rows], return_tensors="pt", padding=True)
+        finally:
+            tokenizer.padding_side = side
+        width = inputs["input_ids"].shape[1]
+        started = time.perf_counter()
+        out = self._generate(_to_device(dict(inputs), self.model), max(r.request.max_new_tokens for r in rows))
+        seconds = (time.perf_counter() - started) / len(rows)
+        for i, row in enumerate(rows):
+            self._finish(row, out.sequences[i, width:].tolist(), out.cache, i, width - len(row.ids), seconds)
+
+    def _generate(self, inputs: dict, max_new_tokens: int, cache=None):
+        if "mm_token_type_ids" in inputs:
+            _forget_positions(self.model)
+        return self.model.generate(
+            **inputs, cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
+            temperature=None, top_p=None, top_k=None, return_dict_in_generate=True,
+        )  # fmt: skip
+
+    def _finish(self, row: _Row, tokens: list[int], cache, index: int, pad: int, seconds: float) -> None:
+        tokens = self._cut(tokens, row.request.max_new_tokens)
+        kept = row.ids + tokens[:-1]
+        if row.request.image_key and self.cache.enabled and cache is not None:
+            self.cache.store(row.request.image_key, kept, row_slice(cache, index, pad, pad + len(kept)))
+        self.cache.stats.reused_tokens += row.reused
+        self.cache.stats.computed_tokens += len(row.ids) - row.reused
+        _, text = split_thinking(self.processor.decode(tokens, skip_special_tokens=True))
+        row.output = PerceiveOutput(text=text, prompt_tokens=len(row.ids), output_tokens=len(tokens),
+                                    seconds=seconds, cached_tokens=row.reused)  # fmt: skip
+
+    def _cut(self, tokens: list[int], limit: int) -> list[int]:
+        """A row's own tokens: up to and including its end of turn, never past its own limit."""
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, (list, tuple)) else [eos])
+        for j, token in enumerate(tokens[:limit]):
+            if token in eos:
+                return tokens[: j + 1]
+        return tokens[:limit]
+
+
+def _to_device(inputs: dict, model) -> dict:
+    out = {}
+    for key, value in inputs.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(model.device)
+            value = value.to(model.dtype) if value.is_floating_point() else value
+        out[key] = value
+    return out
+
+
+def _forget_positions(model) -> None:
+    """Qwen-VL models keep the last prompt's rope offsets on the model; a new prompt must recompute them."""
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(inner, "rope_deltas"):
+        inner.rope_deltas = None

@@ -1,0 +1,35 @@
+"""Engine knobs shared by the backends: batching, KV reuse, in-flight caps, GPU memory shares.
+
+They are plain data so the CLI, the Python API and a server's JSON context can all set them. Each
+backend reads the fields that apply to it and ignores the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    # transformers in process: requests from concurrent callers batched into one generate call.
+    max_batch: int = 32
+    batch_wait_ms: float = 5.0
+    # transformers in process: LRU of computed keys/values (0 turns reuse off), per role, in MB.
+    reasoner_cache_mb: float = 2048.0
+    perceiver_cache_mb: float = 2048.0
+    # HTTP: requests in flight per model (all endpoints together) and per endpoint URL.
+    concurrency: int = 8
+    max_in_flight: int | None = None
+    # vLLM in process: the share of GPU memory each role's engine may take (both fit on one GPU).
+    reasoner_gpu_memory: float = 0.55
+    perceiver_gpu_memory: float = 0.35
+
+    def __post_init__(self):
+        if self.max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if self.reasoner_cache_mb < 0 or self.perceiver_cache_mb < 0:
+            raise ValueError("cache sizes must be >= 0 MB (0 turns KV reuse off)")
+        if self.concurrency < 1 or (self.max_in_flight is not None and self.max_in_flight < 1):
+            raise ValueError("concurrency and max_in_flight must be at least 1")
+        if not (0 < self.reasoner_gpu_memory + self.perceiver_gpu_memory <= 1):
+            raise ValueError("the two roles' GPU memory shares must add up to at most 1")
