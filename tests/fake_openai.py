@@ -1,7 +1,8 @@
 """A real local HTTP server of the tests' own that speaks just enough OpenAI chat-completions to misbehave.
 
 Each instance binds 127.0.0.1 on a free port and answers from a script of behaviours; every request is
-recorded. Behaviours: "ok", "500", "429" (Retry-After), "hang", "drop", "badjson", "400".
+recorded. Behaviours: "ok", "500", "429" (Retry-After), "hang", "drop", "badjson", "400", and "think-length"
+(a reply cut at `max_tokens` inside its thinking, as a reasoning parser returns it).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI:
-    def __init__(self, models=("fake-model",), answer="Answer: A", script=(), retry_after="0.2", hang=3.0):
+    def __init__(self, models=("fake-model",), answer="Answer: A", script=(), retry_after="0.2", hang=3.0,
+                 owned_by="fake"):  # fmt: skip
         self.models, self.answer, self.retry_after, self.hang = list(models), answer, retry_after, hang
+        self.owned_by = owned_by
+        self.in_flight = self.peak_in_flight = 0
         self.script = list(script)
         self.requests: list[tuple[str, str, dict | None, float]] = []
         self._lock = threading.Lock()
@@ -62,7 +66,8 @@ class FakeOpenAI:
             def do_GET(self):
                 fake.requests.append(("GET", self.path, None, time.monotonic()))
                 if self.path.endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in fake.models]})
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": fake.owned_by}
+                                                             for m in fake.models]})
                 else:
                     self._send(404, {"error": "not found"})
 
@@ -70,7 +75,16 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake.requests.append(("POST", self.path, body, time.monotonic()))
-                behaviour = fake.next_behaviour()
+                with fake._lock:
+                    fake.in_flight += 1
+                    fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
+                try:
+                    self._answer(body, fake.next_behaviour())
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _answer(self, body, behaviour):
                 if behaviour == "500":
                     return self._send(500, {"error": "internal"})
                 if behaviour == "429":
@@ -85,6 +99,15 @@ class FakeOpenAI:
                     return None
                 if behaviour == "badjson":
                     return self._send(200, b"{this is not json")
+                if behaviour == "think-length":
+                    tokens = body.get("max_tokens", 16)
+                    return self._send(200, {
+                        "id": "x", "object": "chat.completion", "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "length",
+                                     "message": {"role": "assistant", "content": None,
+                                                 "reasoning": "thinking " * tokens}}],
+                        "usage": {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens},
+                    })
                 if body.get("model") not in fake.models:
                     return self._send(404, {"error": {"message": f"model {body.get('model')} not found"}})
                 self._send(200, {

@@ -144,3 +144,52 @@ def test_perceiver_sends_image_first_then_instruction():
     assert content[-1] == {"type": "text", "text": "Describe."}
     assert bodies[0]["chat_template_kwargs"] == {"enable_thinking": False} and bodies[0]["temperature"] == 0.0
     assert bodies[0] == bodies[1], "a repeated image is sent byte-identical (prefix-cache friendly)"
+
+
+def test_in_flight_cap_follows_concurrency_and_max_in_flight():
+    import threading
+
+    def peak(settings):
+        with FakeOpenAI(script=["hang"] * 12, hang=0.2) as fake:
+            endpoints = Endpoints((fake.url,), settings)
+            threads = [threading.Thread(target=endpoints.post, args=("/chat/completions", {"model": "fake-model"}))
+                       for _ in range(12)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return fake.peak_in_flight
+
+    assert peak(HttpSettings(concurrency=6, read_timeout=5)) == 6, "--concurrency sets the cap (no fixed 8)"
+    assert peak(HttpSettings(concurrency=6, max_in_flight=3, read_timeout=5)) == 3, "--max-in-flight per endpoint"
+
+
+def test_thinking_budget_over_http_continues_the_message_on_vllm():
+    settings = SamplingSettings(thinking_budget=16, max_new_tokens=40, seed=1)
+    request = ReasonRequest((Message("user", "q"),), settings)
+    with FakeOpenAI(script=["think-length"], owned_by="vllm") as fake:
+        out = reasoner(fake.url).reason([request])[0]
+        first, second = [body for method, _, body, _ in fake.requests if method == "POST"]
+    assert first["max_tokens"] == 16, "the first call thinks for at most the budget"
+    assert second["max_tokens"] == 40 - 16 and second["continue_final_message"] is True
+    assert second["add_generation_prompt"] is False
+    closed = second["messages"][-1]
+    assert closed["role"] == "assistant" and closed["content"].endswith("\n</think>\n\n")
+    assert out.thinking.startswith("thinking") and out.text == "Answer: A" and out.thinking_tokens == 16
+    assert out.output_tokens == 16 + 3 and "</think>" in out.raw
+
+
+def test_thinking_budget_over_http_new_turn_where_the_server_cannot_continue():
+    request = ReasonRequest((Message("user", "q"),), SamplingSettings(thinking_budget=16, max_new_tokens=40))
+    with FakeOpenAI(script=["think-length"]) as fake:
+        out = reasoner(fake.url).reason([request])[0]
+        second = [body for method, _, body, _ in fake.requests if method == "POST"][1]
+    assert "continue_final_message" not in second and second["chat_template_kwargs"] == {"enable_thinking": False}
+    assert second["messages"][-1]["content"].endswith("\n</think>\n\n") and out.text == "Answer: A"
+
+
+def test_no_continuation_when_the_first_call_finished():
+    request = ReasonRequest((Message("user", "q"),), SamplingSettings(thinking_budget=16, max_new_tokens=40))
+    with FakeOpenAI() as fake:
+        reasoner(fake.url).reason([request])
+        assert len(fake.chat_paths()) == 1

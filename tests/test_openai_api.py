@@ -45,7 +45,8 @@ def test_reason_body_maps_settings_tools_and_history():
     )
     body = reason_body("m", ReasonRequest(history, SamplingSettings.paper(seed=3), (TOOL,)))
     assert body["chat_template_kwargs"] == {"enable_thinking": True}
-    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (0.6, 0.95, 5120, 3)
+    # The first phase thinks for at most the budget; the rest of the 5120 tokens go to a continuation.
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (0.6, 0.95, 4096, 3)
     assert body["tools"] == [TOOL] and body["tool_choice"] == "auto"
     call = body["messages"][2]["tool_calls"][0]
     assert call["function"]["name"] == "extract" and json.loads(call["function"]["arguments"]) == {"request": "sign"}
