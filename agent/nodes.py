@@ -87,7 +87,9 @@ def direct(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     ctx = runtime.context
     instruction = prompts.direct_prompt(state["question"], state.get("options"))
     images = tuple(ctx.store.get(image.id) for image in state["images"])
-    request = PerceiveRequest(images=images, instruction=instruction, max_new_tokens=ctx.perceiver_max_new_tokens)
+    key = "+".join(ctx.store.ref(image.id).fingerprint for image in state["images"])  # shares the images' cache
+    request = PerceiveRequest(images=images, instruction=instruction, image_key=key,
+                              max_new_tokens=ctx.perceiver_max_new_tokens)
     out = ctx.perceiver.perceive([request])[0]
     step = ExtractStep(
         purpose="direct",

@@ -14,7 +14,7 @@ from tools.backends.loading import Placement
 from tools.images import crop_region, load_image
 
 OPTIONS = ["red", "blue"]
-FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl"]
+FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl", "internvl"]
 FAST = dict(greedy=True, perceiver_max_new_tokens=12)
 
 
@@ -50,6 +50,10 @@ def test_two_extractions_then_answer(tiny, image_path, family):
     # The thinking of the current turn is kept in history, as Qwen3's template expects.
     assert script.requests[1].messages[2].reasoning == "I need the colour."
     assert result.steps[0].thinking == "I need the colour." and result.steps[0].tool_calls[0].name == "extract"
+    # Each turn reuses the keys/values of the conversation so far: it only computes what was added.
+    reasons = [s for s in result.steps if s.kind == "reason"]
+    for before, after in zip(reasons, reasons[1:]):
+        assert after.cached_tokens >= before.prompt_tokens + before.output_tokens - 8
 
 
 def test_region_reaches_the_perceiver_as_a_crop(tiny, image_path):

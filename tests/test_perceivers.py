@@ -9,7 +9,7 @@ from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.loading import Placement
 
-FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl"]
+FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl", "internvl"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

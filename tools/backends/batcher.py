@@ -2,9 +2,11 @@
 
 Why one worker: `generate` is not thread-safe and a model's forward pass is the unit of work a GPU
 batches well. Callers (the eval graph's threads, several assistants) block on their own requests while
-the worker drains the queue: whatever arrived while the model was busy, plus whatever arrives within
-`wait_s` of the first request, up to `max_batch`, goes into one call. A single caller gets its answer
-with no added delay beyond `wait_s`.
+the worker drains the queue: whatever arrived while the model was busy, plus whatever keeps arriving
+with gaps shorter than `wait_s` (for at most `max_wait_s`), up to `max_batch`, goes into one call.
+Callers released by one batch come back in a burst (each does a little work between two model calls);
+waiting for the burst to end fills the next batch instead of splitting it. A lone caller (the last few
+batches held one request each and nothing else is queued) is served at once, without waiting.
 
 A batch that raises is retried one request at a time, so one bad request (an image the processor
 rejects) fails alone and the others still get their results.
@@ -23,14 +25,17 @@ Out = TypeVar("Out")
 
 
 class MicroBatcher(Generic[In, Out]):
-    def __init__(self, run: Callable[[list[In]], list[Out]], max_batch: int = 32, wait_s: float = 0.005,
-                 name: str = "batcher"):  # fmt: skip
+    def __init__(self, run: Callable[[list[In]], list[Out]], max_batch: int = 32, wait_s: float = 0.01,
+                 name: str = "batcher", on_start: Callable[[], None] | None = None,
+                 max_wait_s: float = 0.1):  # fmt: skip
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.run = run
         self.max_batch = max_batch
         self.wait_s = wait_s
+        self.max_wait_s = max_wait_s
         self.name = name
+        self.on_start = on_start  # runs once in the worker thread (per-thread settings such as CPU threads)
         self.batch_sizes: list[int] = []  # every batch run, for benchmarks and tests
         self._queue: queue.Queue[tuple[In, Future]] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -55,16 +60,14 @@ class MicroBatcher(Generic[In, Out]):
                 self._worker.start()
 
     def _loop(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
         while True:
             batch = [self._queue.get()]
-            deadline = time.monotonic() + self.wait_s
+            alone = all(size == 1 for size in self.batch_sizes[-3:]) and self._queue.empty()
+            cap = time.monotonic() + (0.0 if alone else self.max_wait_s)
             while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                    continue
-                except queue.Empty:
-                    pass
-                left = deadline - time.monotonic()
+                left = min(self.wait_s, cap - time.monotonic())
                 if left <= 0:
                     break
                 try:

@@ -20,7 +20,7 @@ import torch
 from tools.backends.base import ReasonRequest
 from tools.backends.batcher import MicroBatcher
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, stack_left_padded, to_dynamic_cache
-from tools.backends.options import EngineOptions
+from tools.backends.options import EngineOptions, worker_setup
 
 REASONER_NAMESPACE = "reasoner"
 
@@ -43,7 +43,8 @@ class ReasonerEngine:
         self.options = options
         self.cache = PrefixCache(options.reasoner_cache_mb)
         self.batcher: MicroBatcher = MicroBatcher(
-            self._run, options.max_batch, options.batch_wait_ms / 1000, name="reasoner-batcher"
+            self._run, options.max_batch, options.batch_wait_ms / 1000, name="reasoner-batcher",
+            on_start=worker_setup(model, options),
         )
         from tools.backends.hf_reasoner import stop_ids
 

@@ -5,8 +5,8 @@ Per batch of requests (one worker thread, tools/backends/batcher.py):
   region) was seen, the keys/values of the longest stored sequence on that image are looked up. They
   must cover all image tokens (the image comes first, the instruction last), so a hit runs no vision
   tower and no image prefill: `generate` gets the cache and the ids, never the pixels;
-- misses run as one padded `generate` (left padding; each processor pads its own pixel inputs), hits
-  one by one with their cache (rows with different cached lengths cannot share one multimodal
+- misses run as one padded `generate` (left padding; each processor pads its own pixel inputs; a request
+  whose image was never seen is not even processed alone first), hits one by one with their cache (rows with different cached lengths cannot share one multimodal
   `generate`: the vision families compute positions from the whole prompt);
 - every row's prompt + output keys/values are stored under its image key (LRU, bounded in MB).
 
@@ -24,7 +24,7 @@ import torch
 from tools.backends.base import PerceiveOutput, PerceiveRequest
 from tools.backends.batcher import MicroBatcher
 from tools.backends.kv_cache import PrefixCache, row_slice
-from tools.backends.options import EngineOptions
+from tools.backends.options import EngineOptions, worker_setup
 from tools.backends.output_parsing import split_thinking
 
 # Inputs that carry pixels (or describe pixel tensors): left out when the image is already in the cache.
@@ -47,7 +47,8 @@ class PerceiverEngine:
         self.model = model
         self.cache = PrefixCache(options.perceiver_cache_mb)
         self.batcher: MicroBatcher = MicroBatcher(
-            self._run, options.max_batch, options.batch_wait_ms / 1000, name="perceiver-batcher"
+            self._run, options.max_batch, options.batch_wait_ms / 1000, name="perceiver-batcher",
+            on_start=worker_setup(model, options),
         )
         config = model.config
         self.image_token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
@@ -67,22 +68,21 @@ class PerceiverEngine:
         rows = [self._prepare(r) for r in requests]
         misses = [row for row in rows if row.cache is None]
         with torch.inference_mode():
-            if len(misses) > 1:
+            if misses:
                 self._generate_batch(misses)
-            else:
-                for row in misses:
-                    self._generate_one(row)
             for row in rows:
                 if row.cache is not None:
                     self._generate_one(row)
         return [row.output for row in rows]
 
     def _prepare(self, request: PerceiveRequest) -> _Row:
+        """Process a request on its own only when its image may be cached; a new image waits for the batch."""
+        if not (request.image_key and self.cache.knows(request.image_key)):
+            return _Row(request, {}, [])
         inputs = self.processor(images=list(request.images), text=self.render(request), return_tensors="pt")
         ids = inputs["input_ids"][0].tolist()
         row = _Row(request, dict(inputs), ids)
-        if request.image_key:
-            row.cache, row.reused = self.cache.lookup(request.image_key, ids, self._image_end(ids))
+        row.cache, row.reused = self.cache.lookup(request.image_key, ids, self._image_end(ids))
         return row
 
     def _image_end(self, ids: list[int]) -> int:
@@ -111,6 +111,8 @@ class PerceiverEngine:
         finally:
             tokenizer.padding_side = side
         width = inputs["input_ids"].shape[1]
+        for i, row in enumerate(rows):
+            row.ids = inputs["input_ids"][i][inputs["attention_mask"][i].bool()].tolist()
         started = time.perf_counter()
         out = self._generate(_to_device(dict(inputs), self.model), max(r.request.max_new_tokens for r in rows))
         seconds = (time.perf_counter() - started) / len(rows)

@@ -64,6 +64,11 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def knows(self, namespace: str) -> bool:
+        """Whether any entry is stored under `namespace` (a cheap test before tokenising for a lookup)."""
+        with self._lock:
+            return any(key[0] == namespace for key in self._entries)
+
     def lookup(self, namespace: str, ids: list[int], min_prefix: int = 1):
         """(cache holding the first n tokens of `ids`, n), or (None, 0) when no entry shares >= min_prefix.
 
