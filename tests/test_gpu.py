@@ -12,7 +12,7 @@ from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
-FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl"]
+FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl", "internvl"]
 
 
 def test_auto_placement_is_cuda_bfloat16():

@@ -159,3 +159,18 @@ def test_vllm_output_assembly():
     raw = assemble("<think>long", "Answer: B", closed_by_budget=True)
     out = to_reason_output(raw, 10, 4096, 4100, 1.0, "stop")
     assert out.thinking == "long" and out.text == "Answer: B" and out.thinking_tokens == 4096
+
+
+def test_vllm_engines_get_their_gpu_memory_share():
+    """A reasoner and a perceiver in process share one GPU: each engine is built with its own share."""
+    from tools.backends.factory import make_perceiver, make_reasoner
+    from tools.backends.options import EngineOptions
+
+    options = EngineOptions(reasoner_gpu_memory=0.5, perceiver_gpu_memory=0.3)
+    reasoner = make_reasoner("vllm:Qwen/Qwen3-1.7B", options=options)
+    perceiver = make_perceiver("vllm:llava-hf/llava-onevision-qwen2-0.5b-ov-hf", options=options)
+    assert reasoner.engine_kwargs["gpu_memory_utilization"] == 0.5
+    assert perceiver.engine_kwargs["gpu_memory_utilization"] == 0.3
+    assert reasoner.engine_kwargs["enable_prefix_caching"] is True
+    with pytest.raises(ValueError, match="add up to at most 1"):
+        EngineOptions(reasoner_gpu_memory=0.7, perceiver_gpu_memory=0.5)

@@ -43,3 +43,9 @@ def test_offline_cli_and_python_examples(tmp_path):
     table = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") + 1:])
     assert [row["regime"] for row in table] == ["iterative", "extract", "caption", "direct"]
     assert all(row["n"] == 24 for row in table)
+    shards = next(b for b in blocks("bash") if "--shard 1/2" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", shards], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (merged,) = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") + 1:])
+    assert merged["regime"] == "direct" and merged["n"] == 18, "both shards in one row: all 18 MMStar items"
