@@ -36,7 +36,8 @@ def eval_command(
     no_retry_errors: bool = typer.Option(False, "--no-retry-errors", help="keep error records instead of "
                                          "running those samples again"),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="in-process: requests per batched generate"),
-    reasoner_cache_mb: float = typer.Option(2048, "--reasoner-cache-mb", min=0, help="in-process KV reuse, MB (0: off)"),
+    reasoner_cache_mb: float = typer.Option(2048, "--reasoner-cache-mb", min=0,
+                                            help="in-process KV reuse, MB (0: off)"),
     perceiver_cache_mb: float = typer.Option(2048, "--perceiver-cache-mb", min=0, help="in-process image KV reuse, "
                                              "MB (0: off)"),
     max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", min=1, help="server: requests in flight "
@@ -83,8 +84,9 @@ def eval_command(
         concurrency=concurrency or 1, restart=restart, resume=resume, all_sources=all_sources,
         retry_errors=not no_retry_errors, shard=shard_part,
     )  # fmt: skip
-    engine = EngineOptions(max_batch=max_batch, reasoner_cache_mb=reasoner_cache_mb, perceiver_cache_mb=perceiver_cache_mb,
-                           concurrency=concurrency or 32, max_in_flight=max_in_flight)  # fmt: skip
+    engine = EngineOptions(max_batch=max_batch, reasoner_cache_mb=reasoner_cache_mb,
+                           perceiver_cache_mb=perceiver_cache_mb, concurrency=concurrency or 32,
+                           max_in_flight=max_in_flight)  # fmt: skip
     report_dir = _run_eval(plan, device, dtype, engine, explicit_concurrency=concurrency is not None)
     from evals.report import build_report, to_markdown
 

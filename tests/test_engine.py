@@ -85,6 +85,7 @@ def test_reasoner_cached_equals_uncached_over_turns(tiny):
     """Turn k+1 reuses turn k's keys/values, and the output does not change."""
     reasoner = TransformersReasoner(str(tiny.reasoner), CPU)
     history: tuple = ()
+    previous_prompt = 0
     for turn, text in enumerate(QUESTIONS[:3]):
         req = request(text, history=history)
         out = reasoner.reason([req])[0]

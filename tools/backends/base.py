@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
 from PIL import Image
 
-from tools.backends.output_parsing import ToolCall, ToolCallError
+from tools.backends.output_parsing import ToolCall, ToolCallError, split_output
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -89,6 +89,18 @@ class ReasonOutput:
     seconds: float = 0.0
     finish_reason: Literal["stop", "length"] = "stop"
     cached_tokens: int = 0  # prompt tokens whose keys/values were reused, not computed
+
+    @classmethod
+    def from_raw(cls, raw: str, prompt_tokens: int, thinking_tokens: int, output_tokens: int, seconds: float,
+                 finish: str, cached_tokens: int = 0) -> "ReasonOutput":  # fmt: skip
+        """Parse a turn's raw text into thinking, visible text and tool calls, the same way for every backend."""
+        parts = split_output(raw)
+        return cls(
+            raw=raw, thinking=parts.thinking, text=parts.text, tool_calls=parts.tool_calls,
+            tool_errors=parts.tool_errors, prompt_tokens=prompt_tokens, thinking_tokens=thinking_tokens,
+            output_tokens=output_tokens, seconds=seconds, finish_reason="length" if finish == "length" else "stop",
+            cached_tokens=cached_tokens,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

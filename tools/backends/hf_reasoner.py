@@ -27,7 +27,6 @@ from tools.backends.loading import (
     load_config,
 )
 from tools.backends.options import EngineOptions
-from tools.backends.output_parsing import split_output
 from tools.backends.spec import parse_model
 
 log = logging.getLogger(__name__)
@@ -114,22 +113,11 @@ def to_output(tokenizer, generated) -> ReasonOutput:
     """Decode and parse one row's tokens into a ReasonOutput."""
     new = generated.tokens
     raw = tokenizer.decode(new, skip_special_tokens=True)
-    parts = split_output(raw)
     end_think = tokenizer.convert_tokens_to_ids("</think>")
-    thinking_tokens = new.index(end_think) + 1 if end_think in new else (len(new) if parts.thinking else 0)
-    return ReasonOutput(
-        raw=raw,
-        thinking=parts.thinking,
-        text=parts.text,
-        tool_calls=parts.tool_calls,
-        tool_errors=parts.tool_errors,
-        prompt_tokens=generated.prompt_tokens,
-        thinking_tokens=thinking_tokens,
-        output_tokens=len(new),
-        seconds=generated.seconds,
-        finish_reason=generated.finish_reason,
-        cached_tokens=generated.cached_tokens,
-    )
+    has_thinking = "</think>" in raw or "<think>" in raw
+    thinking_tokens = new.index(end_think) + 1 if end_think in new else (len(new) if has_thinking else 0)
+    return ReasonOutput.from_raw(raw, generated.prompt_tokens, thinking_tokens, len(new), generated.seconds,
+                                 generated.finish_reason, generated.cached_tokens)  # fmt: skip
 
 
 def stop_ids(tokenizer, model) -> list[int]:

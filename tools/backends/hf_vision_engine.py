@@ -6,12 +6,13 @@ Per batch of requests (one worker thread, tools/backends/batcher.py):
   must cover all image tokens (the image comes first, the instruction last), so a hit runs no vision
   tower and no image prefill: `generate` gets the cache and the ids, never the pixels;
 - misses run as one padded `generate` (left padding; each processor pads its own pixel inputs; a request
-  whose image was never seen is not even processed alone first), hits one by one with their cache (rows with different cached lengths cannot share one multimodal
-  `generate`: the vision families compute positions from the whole prompt);
+  whose image was never seen is not even processed alone first), hits one by one with their cache (rows
+  with different cached lengths cannot share one multimodal `generate`: the vision families compute
+  positions from the whole prompt);
 - every row's prompt + output keys/values are stored under its image key (LRU, bounded in MB).
 
-All four tested families (LLaVA-OneVision, Llava, Idefics3/SmolVLM, Qwen2.5-VL) and InternVL batch
-images of different sizes in one call, so no grouping by shape is needed.
+All five tested families (LLaVA-OneVision, Llava, Idefics3/SmolVLM, Qwen2.5-VL, InternVL) batch images of
+different sizes in one call (each processor pads what it needs), so no grouping by shape is needed.
 """
 
 from __future__ import annotations

@@ -168,4 +168,5 @@ def _left_pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
 
 def row_slice(cache, row: int, start: int, end: int) -> Layers:
     """Contiguous copies of one row's positions [start, end) of a batched cache, for storing."""
-    return [(k[row : row + 1, :, start:end].clone(), v[row : row + 1, :, start:end].clone()) for k, v in cache_layers(cache)]
+    return [(k[row : row + 1, :, start:end].clone(), v[row : row + 1, :, start:end].clone())
+            for k, v in cache_layers(cache)]

@@ -18,7 +18,7 @@ from threading import Lock
 
 from PIL import Image
 
-from tools.backends.output_parsing import ToolCall, ToolCallError, parse_tool_calls, split_output, split_thinking
+from tools.backends.output_parsing import ToolCall, ToolCallError, parse_tool_calls, split_thinking
 from tools.images import fingerprint
 from tools.backends.base import Message, PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
 
@@ -119,20 +119,10 @@ def merge_phases(first: ReasonOutput, second: ReasonOutput) -> ReasonOutput:
     continued = second.raw if "<think>" not in second.raw else split_thinking(second.raw)[1]
     if second.thinking and not second.text and not second.tool_calls:  # a reasoning parser mislabelled it
         continued = second.thinking
-    raw = turn_so_far(first) + continued
-    parts = split_output(raw)
-    return ReasonOutput(
-        raw=raw,
-        thinking=parts.thinking,
-        text=parts.text,
-        tool_calls=parts.tool_calls,
-        tool_errors=parts.tool_errors,
-        prompt_tokens=first.prompt_tokens,
-        thinking_tokens=first.thinking_tokens if first.text else first.output_tokens,
-        output_tokens=first.output_tokens + second.output_tokens,
-        seconds=first.seconds + second.seconds,
-        finish_reason=second.finish_reason,
-    )
+    thinking_tokens = first.thinking_tokens if first.text else first.output_tokens
+    return ReasonOutput.from_raw(turn_so_far(first) + continued, first.prompt_tokens, thinking_tokens,
+                                 first.output_tokens + second.output_tokens, first.seconds + second.seconds,
+                                 second.finish_reason)  # fmt: skip
 
 
 class DataUrlCache:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from tools.backends.output_parsing import split_output, split_thinking
+from tools.backends.output_parsing import split_thinking
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest, SamplingSettings
 from tools.backends.loading import ModelLoadError, cached
 from tools.backends.openai_api import (
@@ -74,12 +74,7 @@ def assemble(first: str, second: str | None, closed_by_budget: bool) -> str:
 
 def to_reason_output(raw: str, prompt_tokens: int, thinking_tokens: int, output_tokens: int,
                      seconds: float, finish: str) -> ReasonOutput:
-    parts = split_output(raw)
-    return ReasonOutput(
-        raw=raw, thinking=parts.thinking, text=parts.text, tool_calls=parts.tool_calls,
-        tool_errors=parts.tool_errors, prompt_tokens=prompt_tokens, thinking_tokens=thinking_tokens,
-        output_tokens=output_tokens, seconds=seconds, finish_reason="length" if finish == "length" else "stop",
-    )  # fmt: skip
+    return ReasonOutput.from_raw(raw, prompt_tokens, thinking_tokens, output_tokens, seconds, finish)
 
 
 class _VllmModel:
