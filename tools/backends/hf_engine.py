@@ -46,8 +46,6 @@ class ReasonerEngine:
             self._run, options.max_batch, options.batch_wait_ms / 1000, name="reasoner-batcher",
             on_start=worker_setup(model, options),
         )
-        from tools.backends.hf_reasoner import stop_ids
-
         self.eos_ids = stop_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
@@ -58,8 +56,6 @@ class ReasonerEngine:
     # --- the worker side -------------------------------------------------------------------------
 
     def _run(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated]:
-        from tools.backends.hf_reasoner import render_prompt
-
         started = time.perf_counter()
         prompts = [self._encode(render_prompt(self.tokenizer, request)) for request, _ in jobs]
         with torch.inference_mode():
@@ -107,7 +103,7 @@ class ReasonerEngine:
             limits,
             self.eos_ids[0],
         )
-        cache = stack_left_padded(rows, width - 1) if rows[0] else None
+        cache = stack_left_padded(rows, width - 1) if all(rows) else None  # a 1-token prompt has no cache
         out = self.model.generate(
             input_ids=input_ids.to(device), attention_mask=mask.to(device), cache=cache,
             logits_processor=[processor], max_new_tokens=max(limits), do_sample=False,
@@ -151,3 +147,22 @@ class ReasonerEngine:
             return
         kept = sequence[:-1]
         self.cache.store(REASONER_NAMESPACE, kept, row_slice(batched, row, pad, pad + len(kept)))
+
+
+def render_prompt(tokenizer, request: ReasonRequest) -> str:
+    return tokenizer.apply_chat_template(
+        [m.to_template() for m in request.messages],
+        tools=list(request.tools) or None,
+        add_generation_prompt=True,
+        tokenize=False,
+        enable_thinking=request.settings.thinking,
+    )
+
+
+def stop_ids(tokenizer, model) -> list[int]:
+    """End-of-turn ids: the generation config's eos ids plus the tokenizer's eos."""
+    ids = model.generation_config.eos_token_id
+    ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids

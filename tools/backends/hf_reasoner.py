@@ -89,6 +89,8 @@ class TransformersReasoner:
 
     def render(self, request: ReasonRequest) -> str:
         """The exact prompt text the model sees (also used by snapshot tests)."""
+        from tools.backends.hf_engine import render_prompt
+
         tokenizer, _ = self.load()
         return render_prompt(tokenizer, request)
 
@@ -97,16 +99,6 @@ class TransformersReasoner:
         extra = [self.extra_logits_processors(r, tokenizer) if self.extra_logits_processors else [] for r in requests]
         generated = self.engine.generate(list(zip(requests, extra)))
         return [to_output(tokenizer, g) for g in generated]
-
-
-def render_prompt(tokenizer, request: ReasonRequest) -> str:
-    return tokenizer.apply_chat_template(
-        [m.to_template() for m in request.messages],
-        tools=list(request.tools) or None,
-        add_generation_prompt=True,
-        tokenize=False,
-        enable_thinking=request.settings.thinking,
-    )
 
 
 def to_output(tokenizer, generated) -> ReasonOutput:
@@ -118,12 +110,3 @@ def to_output(tokenizer, generated) -> ReasonOutput:
     thinking_tokens = new.index(end_think) + 1 if end_think in new else (len(new) if has_thinking else 0)
     return ReasonOutput.from_raw(raw, generated.prompt_tokens, thinking_tokens, len(new), generated.seconds,
                                  generated.finish_reason, generated.cached_tokens)  # fmt: skip
-
-
-def stop_ids(tokenizer, model) -> list[int]:
-    """End-of-turn ids: the generation config's eos ids plus the tokenizer's eos."""
-    ids = model.generation_config.eos_token_id
-    ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
