@@ -1,47 +1,69 @@
 """Nodes of the iterative regime: the reasoner calls the perception tool until it can answer.
 
 Budget rules: every tool call the reasoner makes, well-formed or not, costs one extraction from
-`extractions_left`; a malformed or unknown call becomes an error message to the reasoner, never a
-crash. When the budget is spent the reasoner is told so and is called without tools; if it still
-calls a tool, it is refused once and asked again, and after that its output is final.
+`extractions_left`. When a turn asks for more calls than are left, the valid calls are charged first
+(in written order), then the malformed ones; replies always come back in written order, so a broken
+call written first never takes the place of a valid one. A malformed or failing call becomes an error
+message to the reasoner, never a crash. When the budget is spent the reasoner is told so once and is
+called without tools (and without the system prompt that offers them); if it still calls a tool, it
+is refused once and asked again, and after that its output is final.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from langgraph.runtime import Runtime
 
 from agent import prompts
 from agent.nodes import reason_record
-from agent.parsing import ToolCall
+from agent.parsing import ToolCall, ToolCallError
 from agent.state import AgentContext, AgentState
 from agent.trace import ExtractStep
 from tools.backends.base import Message, ReasonRequest
-from tools.extract import ExtractArgs, run_extraction, validate_extract_args
+from tools.extract import CropInfo, ExtractArgs, Target, extract_safely, resolve_target, validate_extract_args
 
 
 def start(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
-    """Open the conversation: the tool-use system prompt, then the question with the images listed."""
+    """Open the conversation: the tool-use system prompt, then the question with the images listed
+    (and a generic first look at each image when the context asks for one)."""
     ctx = runtime.context
     images = [(image.id, image.width, image.height) for image in state["images"]]
-    user = prompts.iterative_user_prompt(state["question"], state.get("options"), images, ctx.settings.thinking)
+    steps = _first_look(state, ctx) if ctx.first_look == "caption" else []
+    looks = {s.image_id: s.output for s in steps if s.error is None}
+    user = prompts.iterative_user_prompt(state["question"], state.get("options"), images, ctx.settings.thinking,
+                                         first_look=looks or None)  # fmt: skip
     return {
         "messages": [
             Message("system", prompts.ITERATIVE_SYSTEM.format(budget=ctx.max_extractions)),
             Message("user", user),
         ],
+        "steps": steps,
         "extractions_left": ctx.max_extractions,
         "refused_after_budget": False,
     }
 
 
+def _first_look(state: AgentState, ctx: AgentContext) -> list[ExtractStep]:
+    return [
+        extract_safely(ctx.perceiver, ctx.store, Target(image.id, image.id), None, purpose="look",
+                       max_new_tokens=ctx.perceiver_max_new_tokens)  # fmt: skip
+        for image in state["images"]
+    ]
+
+
 def reason(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
-    """One reasoner turn; tools are offered only while the budget lasts."""
+    """One reasoner turn; tools (and the system prompt offering them) only while the budget lasts."""
     ctx = runtime.context
     left = state.get("extractions_left", 0)
-    tools = (prompts.extract_tool_schema([image.id for image in state["images"]]),) if left > 0 else ()
-    request = ReasonRequest(messages=tuple(state["messages"]), settings=ctx.settings, tools=tools)
+    messages = list(state["messages"])
+    if left > 0:
+        tools = (prompts.extract_tool_schema([image.id for image in state["images"]]),)
+    else:
+        tools = ()
+        messages[0] = Message("system", prompts.ITERATIVE_FINAL_SYSTEM)
+    request = ReasonRequest(messages=tuple(messages), settings=ctx.settings, tools=tools)
     out = ctx.reasoner.reason([request])[0]
     # Malformed blocks stay in the history as written, so the error message that follows makes sense.
     broken = "".join(f"\n<tool_call>\n{e.raw}\n</tool_call>" for e in out.tool_errors)
@@ -65,30 +87,55 @@ def route_after_reason(state: AgentState) -> Literal["extract", "__end__"]:
     return "__end__"
 
 
+@dataclass
+class _Checked:
+    """One written tool call after validation: a target to extract from, or the error to reply."""
+
+    call: ToolCall | None
+    args: ExtractArgs | None = None
+    target: Target | None = None
+    error: str | None = None
+
+
 def extract(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Answer every pending tool call with a tool message: a description, or an error to correct."""
     ctx = runtime.context
     left = state.get("extractions_left", 0)
     spent_before = left == 0
+    checked = [_check(call, state) for call in _written_order(state)]
+    charged = _charge(checked, left)
+    crops = list(state.get("crops", []))
+    new_crops: list[CropInfo] = []
     replies: list[Message] = []
     steps: list[ExtractStep] = []
-    for error in state.get("pending_errors", []):
-        replies.append(Message("tool", _error_reply(error.error) if left > 0 else prompts.BUDGET_SPENT))
-        left = max(left - 1, 0)
-    for call in state.get("pending_calls", []):
-        if left == 0:
-            replies.append(Message("tool", prompts.BUDGET_SPENT, tool_call_id=call.id))
+    for i, item in enumerate(checked):
+        call_id = item.call.id if item.call else None
+        if i not in charged:
+            replies.append(Message("tool", prompts.NOT_RUN, tool_call_id=call_id))
             continue
-        left -= 1
-        reply, step = _run_call(call, state, ctx)
-        replies.append(Message("tool", reply, tool_call_id=call.id))
+        if item.error is not None:
+            replies.append(Message("tool", prompts.tool_error(item.error), tool_call_id=call_id))
+            if item.call is not None:  # parse errors are already in the reasoner's step
+                steps.append(ExtractStep(request=_request_text(item.call), error=item.error))
+            continue
+        step = extract_safely(ctx.perceiver, ctx.store, item.target, item.args.request,
+                              max_new_tokens=ctx.perceiver_max_new_tokens)  # fmt: skip
+        reply = prompts.tool_error(step.error) if step.error else step.output
+        if step.error is None and step.region is not None:
+            crop = _register_crop(step, state, len(crops) + len(new_crops) + 1)
+            new_crops.append(crop)
+            step = step.model_copy(update={"crop_id": crop.id})
+            reply = prompts.zoom_note(crop.id, step.image_id, step.region, step.repairs) + "\n" + reply
+        replies.append(Message("tool", reply, tool_call_id=call_id))
         steps.append(step)
-    if left == 0 and not spent_before and replies:
+    left -= len(charged)
+    if replies and left == 0:
         last = replies[-1]
         replies[-1] = Message("tool", f"{last.content}\n\n{prompts.BUDGET_SPENT}", tool_call_id=last.tool_call_id)
     return {
         "messages": replies,
         "steps": steps,
+        "crops": new_crops,
         "extractions_left": left,
         "pending_calls": [],
         "pending_errors": [],
@@ -96,27 +143,48 @@ def extract(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     }
 
 
-def _run_call(call: ToolCall, state: AgentState, ctx: AgentContext) -> tuple[str, ExtractStep]:
-    image_ids = [image.id for image in state["images"]]
-    if call.name != "extract":
-        error = f"unknown tool '{call.name}'; the only tool is 'extract'"
-        return _error_reply(error), ExtractStep(request=None, error=error)
-    args = validate_extract_args(call.arguments, image_ids)
+def _written_order(state: AgentState) -> list[ToolCall | ToolCallError]:
+    """The turn's calls and malformed blocks in the order the reasoner wrote them."""
+    calls = list(state.get("pending_calls", [])) + list(state.get("pending_errors", []))
+    return sorted(calls, key=_position)
+
+
+def _position(item: ToolCall | ToolCallError) -> int:
+    return item.index
+
+def _check(item: ToolCall | ToolCallError, state: AgentState) -> _Checked:
+    if isinstance(item, ToolCallError):
+        return _Checked(call=None, error=item.error)
+    if item.name != "extract":
+        return _Checked(call=item, error=f"unknown tool '{item.name[:60]}'; the only tool is 'extract'")
+    images = {image.id: (image.width, image.height) for image in state["images"]}
+    crops = {crop.id: crop for crop in state.get("crops", [])}
+    args = validate_extract_args(item.arguments, [*images, *crops])
     if not isinstance(args, ExtractArgs):
-        return _error_reply(args), ExtractStep(request=str(call.arguments.get("request", "")) or None, error=args)
-    step = run_extraction(
-        ctx.perceiver,
-        ctx.store,
-        args.image or image_ids[0],
-        args.request,
-        region=args.region,
-        max_new_tokens=ctx.perceiver_max_new_tokens,
-    )
-    return step.output, step
+        return _Checked(call=item, error=args)
+    target = resolve_target(args, images, crops)
+    if isinstance(target, str):
+        return _Checked(call=item, args=args, error=target)
+    return _Checked(call=item, args=args, target=target)
 
 
-def _error_reply(error: str) -> str:
-    return (
-        f"Error: {error}. Call extract again with a JSON object such as "
-        '{"name": "extract", "arguments": {"request": "the text on the sign"}}, or answer.'
-    )
+def _charge(checked: list[_Checked], left: int) -> set[int]:
+    """Indices of the calls the budget pays for: valid calls first, then malformed ones."""
+    order = [i for i, c in enumerate(checked) if c.error is None] + [i for i, c in enumerate(checked) if c.error]
+    return set(order[: max(left, 0)])
+
+
+def _register_crop(step: ExtractStep, state: AgentState, number: int) -> CropInfo:
+    """The crop of a region call, nameable later as `crop_<number>`; its size is in original pixels."""
+    width, height = next((i.width, i.height) for i in state["images"] if i.id == step.source_image)
+    x0, y0, x1, y1 = step.source_region
+    return CropInfo(id=f"crop_{number}", source_image=step.source_image, box=list(step.source_region),
+                    width=max(1, round((x1 - x0) * width)), height=max(1, round((y1 - y0) * height)))
+
+
+def _request_text(call: ToolCall) -> str | None:
+    request = call.arguments.get("request") if isinstance(call.arguments, dict) else None
+    return request[:MAX_TRACE_REQUEST] if isinstance(request, str) and request.strip() else None
+
+
+MAX_TRACE_REQUEST = 500

@@ -16,6 +16,7 @@ from agent.state import AgentContext, AgentState
 from agent.trace import ExtractStep, ReasonStep, ToolCallRecord
 from tools.backends.base import Message, PerceiveRequest, ReasonOutput, ReasonRequest
 from tools.extract import run_extraction
+from tools.images import fit_aspect
 
 
 def reason_record(out: ReasonOutput, purpose: str) -> ReasonStep:
@@ -86,7 +87,7 @@ def direct(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """The end-to-end baseline: the VLM sees the images and the question and answers itself."""
     ctx = runtime.context
     instruction = prompts.direct_prompt(state["question"], state.get("options"))
-    images = tuple(ctx.store.get(image.id) for image in state["images"])
+    images = tuple(fit_aspect(ctx.store.get(image.id)) for image in state["images"])
     key = "+".join(ctx.store.ref(image.id).fingerprint for image in state["images"])  # shares the images' cache
     request = PerceiveRequest(images=images, instruction=instruction, image_key=key,
                               max_new_tokens=ctx.perceiver_max_new_tokens)

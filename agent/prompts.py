@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from agent.parsing import option_letters
 
-PROMPTS_VERSION = "1"
+PROMPTS_VERSION = "2"
 
 GENERIC_INSTRUCTION = (
     "Describe the fine-grained content of the image, including scenes, objects, relationships, "
@@ -119,27 +119,66 @@ ITERATIVE_SYSTEM = (
     "You are an excellent text-based reasoning expert. You cannot see the images of the question; a perception "
     "model can. Call the `extract` tool to ask it for the visual details you need: say in words what to look at "
     "(for example \"the text on the red sign\" or \"the colour of the car on the left\"), optionally with a region "
-    "[x0, y0, x1, y1] in 0-1 image coordinates to zoom into, and which image. Each call returns a description. "
-    "Make targeted requests for what is still missing, then answer. You have at most {budget} extraction calls."
+    "[x0, y0, x1, y1] in 0-1 image coordinates to zoom into, and which image. Each call returns a description; a "
+    "call with a region also returns a crop id (crop_1, crop_2, ...) that you can name as the image of a later "
+    "call to zoom further into it. Make targeted requests for what is still missing, then answer. You have at "
+    "most {budget} extraction calls."
+)
+# The last turn, once the calls are spent, has no tools: its system prompt must not ask for one.
+ITERATIVE_FINAL_SYSTEM = (
+    "You are an excellent text-based reasoning expert. You cannot see the images of the question; a perception "
+    "model described them for you in the tool results above. No more descriptions can be requested: answer from "
+    "what you have."
 )
 
 
 def iterative_user_prompt(
-    question: str, options: list[str] | None, images: list[tuple[str, int, int]], thinking: bool = True
+    question: str,
+    options: list[str] | None,
+    images: list[tuple[str, int, int]],
+    thinking: bool = True,
+    first_look: dict[str, str] | None = None,
 ) -> str:
-    """The first user turn of the iterative regime: the images by id and size, the question, the post-prompt."""
+    """The first user turn of the iterative regime: the images by id and size (with a first look at each when
+    one was taken), the question, the post-prompt."""
     listing = ", ".join(f"{image_id} ({w}x{h})" for image_id, w, h in images)
-    return f"Images: {listing}\nQuestion: {format_question(question, options)}\n{post_prompt(options, thinking)}"
+    look = ""
+    if first_look:
+        look = "\n".join(f"First look at {image_id}: {text.strip()}" for image_id, text in first_look.items()) + "\n"
+    return f"Images: {listing}\n{look}Question: {format_question(question, options)}\n{post_prompt(options, thinking)}"
 
 
 BUDGET_SPENT = (
     "You have no extraction calls left. Answer now from the descriptions you have, "
     'with the final answer on the last line in the format of "Answer:".'
 )
+NOT_RUN = "Not run: no extraction calls were left for this call."
+
+
+def tool_error(error: str) -> str:
+    """The reply to a call that could not run: what was wrong and how a valid call looks."""
+    return (
+        f"Error: {error}. Call extract again with a JSON object such as "
+        '{"name": "extract", "arguments": {"request": "the text on the sign"}}, or answer.'
+    )
+
+
+def zoom_note(crop_id: str, image_id: str, region: list[float], repairs: list[str]) -> str:
+    """The line before a zoomed description: which crop this was, and any repair made to the region."""
+    box = "[" + ", ".join(f"{v:.3f}" for v in region) + "]"
+    note = f"({crop_id} = {image_id} region {box}; name image \"{crop_id}\" to zoom further into it."
+    if repairs:
+        note += " Region repaired: " + "; ".join(repairs) + "."
+    return note + ")"
 
 
 def extract_tool_schema(image_ids: list[str]) -> dict:
-    """The JSON schema of the `extract` tool, in the OpenAI/Hermes function format chat templates render."""
+    """The JSON schema of the `extract` tool, in the OpenAI/Hermes function format chat templates render.
+
+    It stays the same for the whole conversation (crop ids are not enumerated), so the rendered system
+    prompt, and the keys/values cached for it, do not change from turn to turn.
+    """
+    first = image_ids[0] if image_ids else "image_1"
     return {
         "type": "function",
         "function": {
@@ -157,12 +196,12 @@ def extract_tool_schema(image_ids: list[str]) -> dict:
                         "items": {"type": "number"},
                         "minItems": 4,
                         "maxItems": 4,
-                        "description": "Optional [x0, y0, x1, y1] box in 0-1 image coordinates to zoom into.",
+                        "description": "Optional [x0, y0, x1, y1] box in 0-1 coordinates of the image to zoom into.",
                     },
                     "image": {
                         "type": "string",
-                        "enum": list(image_ids),
-                        "description": f"Which image; defaults to {image_ids[0]}." if image_ids else "Which image.",
+                        "description": f"Which image: {', '.join(image_ids) or first} (default {first}), or a "
+                        "crop_N returned by an earlier call.",
                     },
                 },
                 "required": ["request"],

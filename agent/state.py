@@ -14,6 +14,7 @@ from typing import Annotated, TypedDict
 from agent.parsing import ToolCall, ToolCallError
 from agent.trace import ImageInfo, Step
 from tools.backends.base import Message, Perceiver, Reasoner, SamplingSettings
+from tools.extract import CropInfo
 from tools.images import ImageStore
 
 DEFAULT_MAX_EXTRACTIONS = 4
@@ -35,6 +36,8 @@ class AgentState(TypedDict, total=False):
     # `reason`: the last turn's tool calls, consumed by `extract`.
     pending_calls: list[ToolCall]
     pending_errors: list[ToolCallError]
+    # `extract`: the crops of region calls, nameable as `image` by later calls (boxes only, no pixels).
+    crops: Annotated[list[CropInfo], operator.add]
     # `extract`: set once the reasoner was told that calls made after the budget are refused.
     refused_after_budget: bool
     # `perceive`: the description(s) handed to the single-pass reasoner.
@@ -55,3 +58,4 @@ class AgentContext:
     max_extractions: int = DEFAULT_MAX_EXTRACTIONS
     perceiver_max_new_tokens: int = 1024
     observe_max_new_tokens: int = 128
+    first_look: str = "none"  # iterative: "caption" gives the reasoner a generic description before its first turn

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 Mode = Literal["iterative", "extract", "caption", "direct"]
 MODES: tuple[str, ...] = ("iterative", "extract", "caption", "direct")
 
@@ -47,11 +47,22 @@ class ExtractStep(BaseModel):
     """One perceiver generate call (or a refused tool call, with `error` set and no output)."""
 
     kind: Literal["extract"] = "extract"
-    purpose: Literal["extract", "caption", "direct"] = "extract"
+    purpose: Literal["extract", "caption", "direct", "look"] = Field(
+        "extract", description="extract: a request; caption: the generic instruction (Caption+Think); direct: the "
+        "end-to-end answer; look: the iterative regime's optional first look (--first-look caption)"
+    )
     request: str | None = Field(None, description="what the reasoner asked to see; None for generic captions")
     instruction: str = Field("", description="the exact instruction sent to the perceiver")
-    image_id: str | None = None
-    region: list[float] | None = Field(None, description="normalised [x0, y0, x1, y1] zoom box, if any")
+    image_id: str | None = Field(None, description="the image the call named: image_N, or crop_N of an earlier call")
+    region: list[float] | None = Field(
+        None, description="normalised [x0, y0, x1, y1] zoom box within image_id, after repairs, if any"
+    )
+    source_image: str | None = Field(None, description="the original image whose pixels were cropped")
+    source_region: list[float] | None = Field(
+        None, description="the same box in source_image's coordinates (differs from region inside a crop)"
+    )
+    crop_id: str | None = Field(None, description="the id a later call may name to zoom into this call's crop")
+    repairs: list[str] = Field([], description="how the written region was repaired (told to the reasoner)")
     output: str = ""
     prompt_tokens: int = 0
     output_tokens: int = 0
@@ -83,6 +94,7 @@ class Result(BaseModel):
     final_output: str = Field("", description="the raw final output (thinking included) the answer came from")
     steps: list[Step] = []
     extraction_calls: int = Field(0, description="perceiver calls that ran (refused tool calls excluded)")
+    budget_spent: bool = Field(False, description="iterative: the reasoner used up its extraction calls")
     reasoner: str | None = None
     perceiver: str | None = None
     seconds: float = 0.0

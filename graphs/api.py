@@ -38,6 +38,7 @@ def resolve_models(pair: str | None, reasoner: str | None, perceiver: str | None
     base_reasoner, base_perceiver = PAIRS[pair or "small"]
     return reasoner or base_reasoner, perceiver or base_perceiver
 MAX_OPTIONS = 26
+FIRST_LOOKS = ("none", "caption")
 
 
 class InputError(ValueError):
@@ -57,6 +58,11 @@ class AskOptions:
     no_wait: bool = False
     perceiver_max_new_tokens: int = 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
+    first_look: str = "none"  # iterative: "caption" = a generic description before the first turn
+
+    def __post_init__(self):
+        if self.first_look not in FIRST_LOOKS:
+            raise InputError(f"unknown first look '{self.first_look}'; choose one of {', '.join(FIRST_LOOKS)}")
 
     def sampling(self) -> SamplingSettings:
         overrides = {"greedy": self.greedy, "seed": self.seed, "no_wait": self.no_wait}
@@ -110,6 +116,7 @@ class ExtractThink:
             settings=settings.sampling(),
             max_extractions=settings.max_extractions,
             perceiver_max_new_tokens=settings.perceiver_max_new_tokens,
+            first_look=settings.first_look,
         )
         infos = [ImageInfo(id=r.id, path=r.path, width=r.width, height=r.height) for r in refs]
         state = {"question": question, "options": opts, "images": infos, "steps": [], "messages": [],
@@ -141,6 +148,7 @@ class ExtractThink:
             mode=mode, question=question, options=options, images=infos,
             answer=extracted.answer, answer_found=extracted.found,
             final_output=final.get("final_output", ""), steps=steps, extraction_calls=calls,
+            budget_spent=mode == "iterative" and bool(calls) and final.get("extractions_left", 1) == 0,
             reasoner=None if mode == "direct" else self.reasoner.name, perceiver=self.perceiver.name,
             seconds=seconds,
         )  # fmt: skip

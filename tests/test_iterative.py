@@ -46,7 +46,9 @@ def test_two_extractions_then_answer(tiny, image_path, family):
     assert second.region == [0.0, 0.0, 0.5, 0.75] and second.image_id == "image_1"
     # What the perceiver said is exactly what the reasoner is shown next.
     assert [m.content for m in tool_messages(script.requests[1])] == [first.output]
-    assert [m.content for m in tool_messages(script.requests[2])] == [first.output, second.output]
+    zoom = prompts.zoom_note("crop_1", "image_1", [0.0, 0.0, 0.5, 0.75], [])
+    assert [m.content for m in tool_messages(script.requests[2])] == [first.output, zoom + "\n" + second.output]
+    assert second.crop_id == "crop_1" and second.source_region == second.region
     # The thinking of the current turn is kept in history, as Qwen3's template expects.
     assert script.requests[1].messages[2].reasoning == "I need the colour."
     assert result.steps[0].thinking == "I need the colour." and result.steps[0].tool_calls[0].name == "extract"
@@ -123,8 +125,9 @@ def test_calls_after_the_budget_are_refused_once_then_the_run_ends(tiny, image_p
         "Colour?", [image_path], OPTIONS, settings=AskOptions(max_extractions=1, **FAST)
     )
     assert len(script.requests) == 3 and not script.texts
-    assert tool_messages(script.requests[2])[-1].content == prompts.BUDGET_SPENT
-    assert result.extraction_calls == 1
+    refusal = tool_messages(script.requests[2])[-1].content
+    assert refusal == prompts.NOT_RUN + "\n\n" + prompts.BUDGET_SPENT
+    assert result.extraction_calls == 1 and result.budget_spent
     assert result.answer is None and not result.answer_found
 
 

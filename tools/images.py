@@ -18,6 +18,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 64_000_000  # well above any benchmark image, well below a decompression bomb
 MIN_CROP_SIDE = 384  # zoomed regions are enlarged to at least the perceiver's crop size
+MAX_ASPECT = 10.0  # longer/shorter side; beyond it images are padded (Qwen2-VL's processor refuses over 200)
 
 
 class ImageError(ValueError):
@@ -45,6 +46,8 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     if p.stat().st_size == 0:
         raise ImageError(f"image '{p}' is empty (0 bytes)")
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels  # our own cap (checked below) replaces PIL's smaller bomb limit
     try:
         with Image.open(p) as img:
             _check_size(p, img, max_pixels)
@@ -98,20 +101,33 @@ def fingerprint(img: Image.Image) -> str:
 
 
 def crop_region(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
-    """Crop a normalised [x0, y0, x1, y1] box and enlarge it so its longer side is at least MIN_CROP_SIDE.
+    """Crop a normalised [x0, y0, x1, y1] box from the original pixels and enlarge it so its longer side
+    is at least MIN_CROP_SIDE.
 
     Zooming is the point of a region request: the perceiver sees the detail at a higher resolution
-    than it had in the whole image.
+    than it had in the whole image. The box must already be valid (tools/boxes.py reads and repairs it).
     """
     x0, y0, x1, y1 = validate_box(box)
     w, h = img.size
-    left, top = int(x0 * w), int(y0 * h)
+    left, top = min(int(x0 * w), w - 1), min(int(y0 * h), h - 1)
     right, bottom = max(int(round(x1 * w)), left + 1), max(int(round(y1 * h)), top + 1)
     crop = img.crop((left, top, right, bottom))
     scale = max(MIN_CROP_SIDE / max(crop.size), 1.0)
     if scale > 1.0:
         crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))), Image.BICUBIC)
     return crop
+
+
+def fit_aspect(img: Image.Image, max_aspect: float = MAX_ASPECT) -> Image.Image:
+    """Pad the shorter side with white so the aspect ratio is at most `max_aspect` (a 1-pixel-high strip
+    is a valid crop, but processors refuse it); images already within the ratio come back unchanged."""
+    w, h = img.size
+    if max(w, h) <= max_aspect * min(w, h):
+        return img
+    size = (w, max(h, round(w / max_aspect))) if w > h else (max(w, round(h / max_aspect)), h)
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    canvas.paste(img, ((size[0] - w) // 2, (size[1] - h) // 2))
+    return canvas
 
 
 def validate_box(box) -> tuple[float, float, float, float]:

@@ -29,9 +29,9 @@ RETRY_STATUS = {429, 500, 502, 503, 504}
 class EndpointError(RuntimeError):
     """A server call failed; the message names the endpoint and the reason."""
 
-    def __init__(self, url: str, reason: str, retryable: bool = False):
+    def __init__(self, url: str, reason: str, retryable: bool = False, status: int | None = None):
         super().__init__(f"{url}: {reason}")
-        self.url, self.reason, self.retryable = url, reason, retryable
+        self.url, self.reason, self.retryable, self.status = url, reason, retryable, status
 
 
 @dataclass(frozen=True)
@@ -154,11 +154,11 @@ class Endpoints:
     def _decode(url: str, response: httpx.Response) -> dict:
         status = response.status_code
         if status in RETRY_STATUS:
-            error = EndpointError(url, f"HTTP {status}: {_snippet(response.text)}", retryable=True)
+            error = EndpointError(url, f"HTTP {status}: {_snippet(response.text)}", retryable=True, status=status)
             error.retry_after = _retry_after(response)  # type: ignore[attr-defined]
             raise error
         if status >= 400:
-            raise EndpointError(url, f"HTTP {status}: {_snippet(response.text)}")
+            raise EndpointError(url, f"HTTP {status}: {_snippet(response.text)}", status=status)
         try:
             return response.json()
         except (json.JSONDecodeError, ValueError):

@@ -191,12 +191,14 @@ def _tool_calls(message: dict, content: str) -> tuple[str, list[ToolCall], list[
         try:
             args = json.loads(arguments) if isinstance(arguments, str) else arguments
         except json.JSONDecodeError:
-            errors.append(ToolCallError(raw=str(arguments), error="the tool call arguments are not valid JSON"))
+            errors.append(ToolCallError(raw=str(arguments), error="the tool call arguments are not valid JSON",
+                                        index=i))
             continue
         if not name or not isinstance(args, dict):
-            errors.append(ToolCallError(raw=json.dumps(function), error="the tool call has no name or bad arguments"))
+            errors.append(ToolCallError(raw=json.dumps(function), error="the tool call has no name or bad arguments",
+                                        index=i))
             continue
-        calls.append(ToolCall(name=name, arguments=args, id=raw.get("id") or f"call_{i}"))
+        calls.append(ToolCall(name=name, arguments=args, id=raw.get("id") or f"call_{i}", index=i))
     return content.strip(), calls, errors
 
 

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-_TOOL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
+_ANSWER_LINE = re.compile(r"(?im)^[ \t]*\**Answer\s*:")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ToolCall:
     name: str
     arguments: dict
     id: str = ""
+    index: int = field(default=-1, compare=False)  # position among the turn's calls, as written
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class ToolCallError:
 
     raw: str
     error: str
+    index: int = field(default=-1, compare=False)  # position among the turn's blocks, shared with ToolCall
 
 
 @dataclass(frozen=True)
@@ -77,24 +80,59 @@ def parse_tool_block(body: str, index: int) -> ToolCall | ToolCallError:
             return ToolCallError(raw=text, error="'arguments' is a string that is not a JSON object")
     if not isinstance(args, dict):
         return ToolCallError(raw=text, error="'arguments' must be a JSON object")
-    return ToolCall(name=name, arguments=args, id=f"call_{index}")
+    return ToolCall(name=name, arguments=args, id=f"call_{index}", index=index)
 
 
 def parse_tool_calls(text: str) -> tuple[str, list[ToolCall], list[ToolCallError]]:
     """Pull every `<tool_call>` block out of visible text; returns (text without blocks, calls, errors).
 
-    An unclosed block at the end (generation stopped mid-call) is read to the end of the text.
+    An unclosed block (generation stopped mid-call, or a tag written in prose) ends where its JSON object
+    ends, or else at the next `Answer:` line, so the final answer after it is never swallowed.
     """
     calls: list[ToolCall] = []
     errors: list[ToolCallError] = []
-    for i, match in enumerate(_TOOL_BLOCK.finditer(text)):
-        parsed = parse_tool_block(match.group(1), i)
-        (calls if isinstance(parsed, ToolCall) else errors).append(parsed)
-    stray_close = "</tool_call>" in _TOOL_BLOCK.sub("", text)
-    remaining = _TOOL_BLOCK.sub("", text).replace("</tool_call>", "").strip()
-    if stray_close and not calls and not errors:
+    kept: list[str] = []
+    pos = 0
+    for index, (start, body_start, body_end, end) in enumerate(_blocks(text)):
+        kept.append(text[pos:start])
+        parsed = parse_tool_block(text[body_start:body_end], index)
+        if isinstance(parsed, ToolCall):
+            calls.append(parsed)
+        else:
+            errors.append(ToolCallError(raw=parsed.raw, error=parsed.error, index=index))
+        pos = end
+    kept.append(text[pos:])
+    rest = "".join(kept)
+    if TOOL_CLOSE in rest and not calls and not errors:
         errors.append(ToolCallError(raw=text, error="'</tool_call>' without an opening '<tool_call>'"))
-    return remaining, calls, errors
+    return rest.replace(TOOL_CLOSE, "").strip(), calls, errors
+
+
+def _blocks(text: str):
+    """(start, body start, body end, end) of each block, in written order."""
+    pos = 0
+    while (start := text.find(TOOL_OPEN, pos)) != -1:
+        body_start = start + len(TOOL_OPEN)
+        close = text.find(TOOL_CLOSE, body_start)
+        following = text.find(TOOL_OPEN, body_start)
+        if close != -1 and (following == -1 or close < following):
+            yield start, body_start, close, close + len(TOOL_CLOSE)
+            pos = close + len(TOOL_CLOSE)
+            continue
+        body_end = _unclosed_end(text, body_start, following if following != -1 else len(text))
+        yield start, body_start, body_end, body_end
+        pos = body_end
+
+
+def _unclosed_end(text: str, body_start: int, limit: int) -> int:
+    """Where an unclosed block's body ends: after its JSON object, else before an `Answer:` line."""
+    offset = len(text[body_start:limit]) - len(text[body_start:limit].lstrip())
+    try:
+        _, length = json.JSONDecoder().raw_decode(text[body_start + offset : limit])
+        return body_start + offset + length
+    except json.JSONDecodeError:
+        answer = _ANSWER_LINE.search(text, body_start, limit)
+        return answer.start() if answer else limit
 
 
 def split_output(raw: str) -> SplitOutput:
