@@ -9,10 +9,9 @@ average the mean of all sub-categories present (18 in a full run).
 from __future__ import annotations
 
 from collections import defaultdict
-from statistics import mean
+from statistics import mean, median
 
-from agent.trace import MODES
-from evals.benchmarks import IN_DOMAIN, MMSTAR_CATEGORIES
+from evals.benchmarks import HIGH_RES, HRBENCH_CATEGORIES, IN_DOMAIN, MMSTAR_CATEGORIES
 from evals.records import SampleRecord
 from evals.scoring import FALLBACK_METHODS
 from evals.stats import bootstrap_diff, mcnemar_exact
@@ -20,7 +19,10 @@ from evals.stats import bootstrap_diff, mcnemar_exact
 VMC_COLUMNS = list(IN_DOMAIN.values())
 MMSTAR_COLUMNS = [short for short, _ in MMSTAR_CATEGORIES.values()]
 TABLE_COLUMNS = [*VMC_COLUMNS, "In-domain avg", *MMSTAR_COLUMNS, "MMStar avg"]
+HR_COLUMNS = ["V* Attr", "V* Spatial", "V* avg", "HR4K FSP", "HR4K FCP", "HR4K avg", "HR8K FSP", "HR8K FCP",
+              "HR8K avg"]
 SINGLE_PASS = ("extract", "caption", "direct")
+REGIME_ORDER = ("iterative", "iterative+look", "extract", "caption", "direct")
 
 
 def _acc(records: list[SampleRecord]) -> float | None:
@@ -35,7 +37,7 @@ def by_regime(records: list[SampleRecord]) -> dict[str, list[SampleRecord]]:
     groups: dict[str, list[SampleRecord]] = defaultdict(list)
     for record in records:
         groups[record.regime].append(record)
-    order = {m: i for i, m in enumerate(MODES)}
+    order = {m: i for i, m in enumerate(REGIME_ORDER)}
     return dict(sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
@@ -46,7 +48,7 @@ def in_paper_scope(record: SampleRecord) -> bool:
 
 def table_row(regime: str, records: list[SampleRecord]) -> dict:
     """One row of the paper's table for one regime; `n` counts the paper's items only."""
-    scored = [r for r in records if r.scored and in_paper_scope(r)]
+    scored = [r for r in records if r.scored and in_paper_scope(r) and r.benchmark not in HIGH_RES]
     row: dict = {"regime": regime, "n": len(scored)}
     vmc = [r for r in scored if r.benchmark == "vmcbench"]
     for source, column in IN_DOMAIN.items():
@@ -66,11 +68,56 @@ def table_row(regime: str, records: list[SampleRecord]) -> dict:
 
 def paper_table(records: list[SampleRecord], label: str | None = None) -> list[dict]:
     rows = []
-    for regime, group in by_regime(records).items():
+    paper = [r for r in records if r.benchmark not in HIGH_RES]
+    for regime, group in by_regime(paper).items():
         row = table_row(regime, group)
         if label:
             row = {"run": label, **row}
         rows.append(row)
+    return rows
+
+
+def cycle_accuracy(records: list[SampleRecord]) -> float | None:
+    """HR-Bench's official score: the accuracy within each option cycle, averaged over the cycles."""
+    cycles: dict[int | None, list[SampleRecord]] = defaultdict(list)
+    for record in records:
+        cycles[record.cycle].append(record)
+    accs = [_acc(group) for group in cycles.values() if group]
+    return mean(accs) if accs else None
+
+
+def vstar_column(category: str) -> str | None:
+    """`V* Attr` or `V* Spatial` for a V* category as any of its layouts spells it."""
+    name = category.lower()
+    if "attribute" in name:
+        return "V* Attr"
+    if "position" in name or "spatial" in name or "relative" in name:
+        return "V* Spatial"
+    return None
+
+
+def high_res_row(regime: str, records: list[SampleRecord]) -> dict:
+    """One row of the high-resolution table: V* per category (micro average) and HR-Bench per task."""
+    scored = [r for r in records if r.scored and r.benchmark in HIGH_RES]
+    row: dict = {"regime": regime, "n": len(scored)}
+    vstar = [r for r in scored if r.benchmark == "vstar"]
+    for column in ("V* Attr", "V* Spatial"):
+        row[column] = _acc([r for r in vstar if vstar_column(r.category) == column])
+    row["V* avg"] = _acc(vstar)
+    for bench, prefix in (("hrbench4k", "HR4K"), ("hrbench8k", "HR8K")):
+        rows = [r for r in scored if r.benchmark == bench]
+        for category, task in HRBENCH_CATEGORIES.items():
+            row[f"{prefix} {task}"] = cycle_accuracy([r for r in rows if r.category.lower() == category])
+        row[f"{prefix} avg"] = cycle_accuracy(rows)
+    return {k: (_round(v) if k in HR_COLUMNS else v) for k, v in row.items()}
+
+
+def high_res_table(records: list[SampleRecord], label: str | None = None) -> list[dict]:
+    """The V*Bench / HR-Bench table, one row per regime (empty when none of them was run)."""
+    rows = []
+    for regime, group in by_regime([r for r in records if r.benchmark in HIGH_RES]).items():
+        row = high_res_row(regime, group)
+        rows.append({"run": label, **row} if label else row)
     return rows
 
 
@@ -94,12 +141,18 @@ def cost_row(regime: str, records: list[SampleRecord]) -> dict:
     def avg(attr: str) -> float | None:
         return round(float(mean(getattr(r, attr) for r in ok)), 2) if ok else None
 
+    calls = sum(r.tool_calls for r in ok)
     return {
         "regime": regime,
         "samples": len(records),
         "scored": len(ok),
         "failures": len(records) - len(ok),
         "extraction_calls": avg("extraction_calls"),
+        "extraction_calls_median": float(median(r.extraction_calls for r in ok)) if ok else None,
+        "region_share": round(float(mean(r.used_region for r in ok)), 3) if ok else None,
+        "invalid_call_rate": round(sum(r.invalid_calls for r in ok) / calls, 3) if calls else None,
+        "budget_spent_rate": round(float(mean(r.budget_spent for r in ok)), 3) if ok else None,
+        "repaired_boxes": sum(r.repaired_boxes for r in ok),
         "thinking_tokens": avg("thinking_tokens"),
         "visible_tokens": avg("visible_tokens"),
         "perceiver_tokens": avg("perceiver_tokens"),
@@ -116,6 +169,11 @@ def cost_table(records: list[SampleRecord]) -> list[dict]:
 
 def scope_of(record: SampleRecord) -> str:
     """The category a record is reported under in per-category comparisons."""
+    if record.benchmark == "vstar":
+        return vstar_column(record.category) or f"vstar:{record.category}"
+    if record.benchmark in ("hrbench4k", "hrbench8k"):
+        task = HRBENCH_CATEGORIES.get(record.category.lower(), record.category)
+        return f"{'HR4K' if record.benchmark == 'hrbench4k' else 'HR8K'} {task}"
     if record.benchmark == "mmstar":
         for category, (column, _) in MMSTAR_CATEGORIES.items():
             if record.category == category:

@@ -31,7 +31,8 @@ def plot_accuracy_by_category(table: list[dict], path: Path) -> Path:
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(columns))], columns, rotation=45, ha="right")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize="small")
+    if table:
+        ax.legend(fontsize="small")
     ax.set_title("Accuracy per category and regime")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

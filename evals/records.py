@@ -31,6 +31,13 @@ class SampleRecord(BaseModel):
     trace: str | None = None  # path of the trace JSON, relative to the run folder
     settings_hash: str | None = None  # the settings that made this record (evals/runner.py: settings_hash)
     cached_tokens: int = 0  # prompt tokens of both models whose keys/values were reused
+    cycle: int | None = None  # HR-Bench: the option order of this row's question (0-3)
+    option_order: list[int] | None = None  # V* release folder: the recorded option shuffle
+    tool_calls: int = 0  # iterative: tool calls the reasoner wrote, malformed ones included
+    invalid_calls: int = 0  # of those, malformed or refused for bad arguments
+    used_region: bool = False  # iterative: at least one extraction zoomed into a region
+    repaired_boxes: int = 0  # regions that were repaired before use
+    budget_spent: bool = False  # iterative: the extraction budget ran out
 
     @property
     def key(self) -> str:

@@ -16,7 +16,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evals.aggregate import TABLE_COLUMNS, cost_table, other_sources_table, paired, paper_table
+from evals.aggregate import (
+    HR_COLUMNS,
+    TABLE_COLUMNS,
+    cost_table,
+    high_res_table,
+    other_sources_table,
+    paired,
+    paper_table,
+)
 from evals.records import SampleRecord
 from evals.store import read_records
 
@@ -30,6 +38,11 @@ class Report:
     runs: list[str] = field(default_factory=list)
     other_sources: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    high_res: list[dict] = field(default_factory=list)  # V*Bench and HR-Bench, when run
+
+    def json_rows(self) -> list[dict]:
+        """What `xthink report --json` prints: the paper's table, then the high-resolution table's rows."""
+        return self.table + [{"table": "high-res", **row} for row in self.high_res]
 
 
 class ReportError(ValueError):
@@ -50,6 +63,7 @@ def build_report(run_dirs: list[Path], seed: int = 0) -> Report:
         report.notes.extend(_shard_notes(name, dirs))
         report.table.extend(paper_table(records, label))
         report.other_sources.extend(other_sources_table(records, label))
+        report.high_res.extend(high_res_table(records, label))
         report.cost.extend(_labelled(cost_table(records), label))
         report.paired.extend(_labelled(paired(records, seed=seed), label))
         for run_dir in dirs:
@@ -59,6 +73,8 @@ def build_report(run_dirs: list[Path], seed: int = 0) -> Report:
 
 
 def _manifest(run_dir: Path) -> dict:
+    if not run_dir.is_dir():
+        raise ReportError(f"'{run_dir}' is not a folder; pass a run folder made by xthink eval")
     if not (run_dir / "records.jsonl").exists():
         raise ReportError(f"'{run_dir}' holds no eval records (records.jsonl); pass a folder made by xthink eval")
     path = run_dir / "run.json"
@@ -140,10 +156,21 @@ def table_columns(rows: list[dict]) -> list[str]:
     return [*lead, "regime", "n", *TABLE_COLUMNS]
 
 
+def high_res_columns(rows: list[dict]) -> list[str]:
+    lead = ["run"] if rows and "run" in rows[0] else []
+    return [*lead, "regime", "n", *HR_COLUMNS]
+
+
 def to_markdown(report: Report) -> str:
     parts = ["# extract-think evaluation", "", "Runs: " + ", ".join(report.runs), ""]
     parts += [f"Note: {note}" for note in report.notes] + ([""] if report.notes else [])
-    parts += ["## Accuracy (%)", "", markdown_table(report.table, table_columns(report.table)), ""]
+    if report.table or not report.high_res:
+        parts += ["## Accuracy (%)", "", markdown_table(report.table, table_columns(report.table)), ""]
+    if report.high_res:
+        parts += ["## High-resolution benchmarks: accuracy (%)", "",
+                  "V*: per category and over all items; HR-Bench: FSP (single-instance), FCP (cross-instance) and "
+                  "all, each the accuracy within an option cycle averaged over the cycles (the official protocol).",
+                  "", markdown_table(report.high_res, high_res_columns(report.high_res)), ""]
     if report.other_sources:
         cols = list(dict.fromkeys(c for row in report.other_sources for c in row))
         parts += ["## Other VMCBench sources (--all-sources; not in the paper's table or its n)", "",
@@ -181,6 +208,8 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
         "table.json": json.dumps(report.table, indent=2),
         "cost.csv": _csv(report.cost),
         "paired.csv": _csv(report.paired),
+        "high_res.csv": _csv(report.high_res, high_res_columns(report.high_res)),
+        "high_res.json": json.dumps(report.high_res, indent=2),
         "other_sources.csv": _csv(report.other_sources,
                                   list(dict.fromkeys(c for row in report.other_sources for c in row)) or None),
         "trace_index.csv": _csv(report.traces),

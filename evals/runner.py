@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from agent.prompts import PROMPTS_VERSION
-from agent.trace import ExtractStep, ReasonStep, Result
+from agent.trace import MODES, ExtractStep, ReasonStep, Result
 from evals.benchmarks import get_benchmark, to_sample
 from evals.records import SampleRecord, record_key
 from evals.sampling import subsample
@@ -72,7 +72,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def in_shard(benchmark: str, sample_id: str, shard: tuple[int, int] | None) -> bool:
-    """Deterministic split by sample (all regimes of a sample stay together, sharing its image)."""
+    """Deterministic split by sample (all regimes of a sample stay together, sharing its image); pass a
+    question group as `sample_id` to keep its rows (HR-Bench's option cycles) together too."""
     if shard is None:
         return True
     digest = hashlib.sha256(f"{benchmark}/{sample_id}".encode()).digest()
@@ -81,13 +82,26 @@ def in_shard(benchmark: str, sample_id: str, shard: tuple[int, int] | None) -> b
 
 def settings_hash(plan: EvalPlan, regime: str) -> str:
     """What makes a record: the models and every setting its regime uses (direct needs no reasoner)."""
-    settings = asdict(plan.settings)
+    settings = asdict(regime_settings(plan.settings, regime))
     made_by = {"perceiver": plan.perceiver, "prompts_version": PROMPTS_VERSION}
     if regime == "direct":
         made_by["settings"] = {k: settings[k] for k in ("perceiver_max_new_tokens", "max_pixels")}
     else:
         made_by.update(reasoner=plan.reasoner, settings=settings, seed=plan.seed)
     return hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:12]
+
+
+LOOK = "iterative+look"  # the iterative regime with a first look (--first-look caption), reported apart
+EVAL_REGIMES = (*MODES, LOOK)
+
+
+def regime_settings(settings: AskOptions, regime: str) -> AskOptions:
+    """The ask settings of one regime: `iterative+look` is the iterative graph with a caption first look."""
+    return replace(settings, first_look="caption" if regime == LOOK else "none")
+
+
+def graph_mode(regime: str) -> str:
+    return "iterative" if regime == LOOK else regime
 
 
 class WorkItem(BaseModel):
@@ -101,6 +115,8 @@ class WorkItem(BaseModel):
     gold: str
     category: str
     l2_category: str | None = None
+    cycle: int | None = None
+    option_order: list[int] | None = None
     image_path: str | None = None
     load_error: str | None = None
     settings_hash: str | None = None
@@ -135,14 +151,15 @@ def _bench_items(plan: EvalPlan, store: RunStore, spec: BenchSpec, loaded) -> li
     samples, broken = [], []
     for row in loaded.rows:
         try:
-            sample = to_sample(bench, row)
-        except (KeyError, ValueError) as exc:
+            sample = to_sample(bench, row, plan.seed)
+        except (KeyError, ValueError, TypeError) as exc:
             broken.append(_broken_item(bench.name, row, f"bad row: {exc}"))
             continue
         if plan.all_sources or bench.in_scope(sample.category):
             samples.append((sample, row.get("image")))
     chosen = {s.id for s in subsample([s for s, _ in samples], plan.limit, plan.seed)}
-    chosen = {i for i in chosen if in_shard(bench.name, i, plan.shard)}
+    groups = {s.id: s.group or s.id for s, _ in samples}
+    chosen = {i for i in chosen if in_shard(bench.name, groups[i], plan.shard)}
     broken = [b for b in broken if in_shard(bench.name, b.sample_id, plan.shard)]
     items = []
     for sample, image in samples:
@@ -153,12 +170,14 @@ def _bench_items(plan: EvalPlan, store: RunStore, spec: BenchSpec, loaded) -> li
             items.append(WorkItem(regime=regime, benchmark=bench.name, sample_id=sample.id,
                                   question=sample.question, options=sample.options, gold=sample.answer,
                                   category=sample.category, l2_category=sample.l2_category,
+                                  cycle=sample.cycle, option_order=sample.option_order,
                                   image_path=image_path, load_error=error))  # fmt: skip
     return items + [item.model_copy(update={"regime": r}) for item in broken for r in plan.modes]
 
 
 def _broken_item(bench: str, row: dict, error: str) -> WorkItem:
-    return WorkItem(regime="", benchmark=bench, sample_id=str(row.get("index", "?")), question="", options=[],
+    sample_id = str(row.get("index", row.get("question_id", "?")))
+    return WorkItem(regime="", benchmark=bench, sample_id=sample_id, question="", options=[],
                     gold="", category=str(row.get("category", "")), load_error=error)
 
 
@@ -178,13 +197,13 @@ def run_item(item: WorkItem, plan: EvalPlan, store: RunStore, agent: ExtractThin
     """Run, score and store one item; any failure becomes an error record and the run goes on."""
     base = {"regime": item.regime, "benchmark": item.benchmark, "sample_id": item.sample_id,
             "category": item.category, "l2_category": item.l2_category, "gold": item.gold,
-            "settings_hash": item.settings_hash}
+            "settings_hash": item.settings_hash, "cycle": item.cycle, "option_order": item.option_order}
     if item.load_error:
         record = SampleRecord(**base, status="error", error=item.load_error, retryable=False)
     else:
         try:
-            result = agent.ask(item.question, [item.image_path], item.options or None, mode=item.regime,
-                               settings=plan.settings)
+            result = agent.ask(item.question, [item.image_path], item.options or None, mode=graph_mode(item.regime),
+                               settings=regime_settings(plan.settings, item.regime))
             record = _scored(base, item, result, store)
         except Exception as exc:  # noqa: BLE001 - a failed sample is recorded with its reason
             record = SampleRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}",
@@ -205,8 +224,21 @@ def _scored(base: dict, item: WorkItem, result: Result, store: RunStore) -> Samp
         thinking_tokens=sum(s.thinking_tokens for s in reasons),
         visible_tokens=sum(s.output_tokens - s.thinking_tokens for s in reasons),
         perceiver_tokens=sum(s.output_tokens for s in extracts), seconds=result.seconds, trace=trace,
-        cached_tokens=sum(s.cached_tokens for s in result.steps),
+        cached_tokens=sum(s.cached_tokens for s in result.steps), **tool_use(result),
     )  # fmt: skip
+
+
+def tool_use(result: Result) -> dict:
+    """How the iterative loop used its tool: calls written, malformed or refused ones, regions, repairs."""
+    turns = [s for s in result.steps if isinstance(s, ReasonStep) and s.purpose == "iterate"]
+    calls = [s for s in result.steps if isinstance(s, ExtractStep) and s.purpose == "extract"]
+    return {
+        "tool_calls": sum(len(s.tool_calls) + len(s.tool_errors) for s in turns),
+        "invalid_calls": sum(len(s.tool_errors) for s in turns) + sum(s.error is not None for s in calls),
+        "used_region": any(s.region is not None and s.error is None for s in calls),
+        "repaired_boxes": sum(bool(s.repairs) for s in calls),
+        "budget_spent": result.budget_spent,
+    }
 
 
 def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:

@@ -14,6 +14,18 @@ def stratum(sample: Sample) -> str:
 
 
 def subsample(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
+    """At most `limit` items; rows that are one question (HR-Bench's option cycles) count once and stay
+    together, so every chosen question is scored over all of its cycles."""
+    if limit is None or not any(s.group for s in samples):
+        return _subsample(samples, limit, seed)
+    heads: dict[str, Sample] = {}
+    for sample in sorted(samples, key=lambda s: s.id):
+        heads.setdefault(sample.group or sample.id, sample)
+    chosen = {head.group or head.id for head in _subsample(list(heads.values()), limit, seed)}
+    return [s for s in samples if (s.group or s.id) in chosen]
+
+
+def _subsample(samples: list[Sample], limit: int | None, seed: int) -> list[Sample]:
     """At most `limit` samples: round-robin over shuffled strata, so each stratum gets a fair share.
 
     The choice depends only on the ids, the strata and the seed, so every regime (and every rerun) sees

@@ -38,20 +38,22 @@ class LoadedRows:
 
 def load_rows(bench: Benchmark, path: str | None, split: str | None) -> LoadedRows:
     """All raw rows of one benchmark source, schema-checked."""
-    loaded = _load_local(Path(path), split) if path else _load_hub(bench, split or bench.default_split)
+    loaded = _load_local(Path(path), split, bench) if path else _load_hub(bench, split or bench.default_split)
     if not loaded.rows:
         raise SourceError(f"{loaded.source} holds no rows for {bench.name}")
     bench.check_columns(list(loaded.rows[0].keys()), loaded.source)
-    ids = [str(r["index"]) for r in loaded.rows]
+    ids = [str(r.get("index", r.get("question_id"))) for r in loaded.rows]
     dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
     if dupes:
         raise SourceError(f"{loaded.source} has duplicate ids in column 'index': {', '.join(dupes[:5])}")
     return loaded
 
 
-def _load_local(path: Path, split: str | None) -> LoadedRows:
+def _load_local(path: Path, split: str | None, bench: Benchmark | None = None) -> LoadedRows:
     if not path.exists():
         raise SourceError(f"data path '{path}' does not exist")
+    if bench is not None and bench.name == "vstar" and _release_folders(path):
+        return _load_vstar_release(path)
     files = _data_files(path, split)
     if not files:
         raise SourceError(f"no .parquet, .tsv or .jsonl files in '{path}'")
@@ -67,6 +69,39 @@ def _load_local(path: Path, split: str | None) -> LoadedRows:
             raise SourceError(f"could not read '{file}' as {FORMATS[file.suffix.lower()]}: {exc}") from None
     kind = FORMATS[files[0].suffix.lower()]
     return LoadedRows(rows, str(path), kind, "sha256:" + digest.hexdigest(), files[0].parent, [str(f) for f in files])
+
+
+VSTAR_FOLDERS = ("direct_attributes", "relative_position")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+
+
+def _release_folders(path: Path) -> list[Path]:
+    """The V* release's category folders (images with a JSON annotation each), if `path` is that layout."""
+    if not path.is_dir():
+        return []
+    return [path / name for name in VSTAR_FOLDERS if (path / name).is_dir() and any((path / name).glob("*.json"))]
+
+
+def _load_vstar_release(path: Path) -> LoadedRows:
+    """One row per annotated image: id `folder/stem`, the annotation's question and options (correct first)."""
+    rows: list[dict] = []
+    digest = hashlib.sha256()
+    files: list[str] = []
+    for folder in _release_folders(path):
+        for annotation in sorted(folder.glob("*.json")):
+            image = next((annotation.with_suffix(s) for s in IMAGE_SUFFIXES if annotation.with_suffix(s).exists()),
+                         None)  # fmt: skip
+            digest.update(annotation.read_bytes())
+            try:
+                data = json.loads(annotation.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                data = {"error": str(exc)}
+            rows.append({"index": f"{folder.name}/{annotation.stem}", "question": data.get("question", ""),
+                         "options": data.get("options"), "category": folder.name,
+                         "image": str(image.relative_to(path)) if image else None,
+                         "target_object": data.get("target_object"), "bbox": data.get("bbox")})
+            files.append(str(annotation))
+    return LoadedRows(rows, str(path), "vstar-release", "sha256:" + digest.hexdigest(), path, files)
 
 
 def _data_files(path: Path, split: str | None) -> list[Path]:
@@ -106,7 +141,7 @@ def _load_hub(bench: Benchmark, split: str) -> LoadedRows:
     if split not in bench.splits:
         raise SourceError(f"{bench.name} has splits {', '.join(bench.splits)}, not '{split}'")
     try:
-        ds = datasets.load_dataset(bench.hub_id, split=split)
+        ds = datasets.load_dataset(bench.hub_id, bench.config, split=split)
     except Exception as exc:  # noqa: BLE001
         raise SourceError(
             f"could not load {bench.hub_id} ({split}) from the hub: {exc}. Without hub access, download it "

@@ -47,6 +47,8 @@ def ask(
     thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2, help="thinking tokens before </think>"),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="reasoner token cap"),
     no_wait: bool = typer.Option(False, "--no-wait", help="mask self-reflection words (NoWait)"),
+    first_look: str = typer.Option("none", "--first-look", help="iterative: caption = a generic description "
+                                   "of each image before the first turn; none (default)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="refuse larger images"),
@@ -62,10 +64,14 @@ def ask(
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
     except InputError as exc:
         _fail(str(exc), EXIT_INPUT)
-    settings = AskOptions(
-        max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
-        thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, no_wait=no_wait, max_pixels=max_pixels,
-    )  # fmt: skip
+    try:
+        settings = AskOptions(
+            max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
+            thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, no_wait=no_wait, max_pixels=max_pixels,
+            first_look=first_look,
+        )  # fmt: skip
+    except InputError as exc:
+        _fail(str(exc), EXIT_INPUT)
     result = _run_ask(
         args[:-1], args[-1], option, mode, reasoner, perceiver, request, settings, device, dtype, json_out,
     )  # fmt: skip
@@ -140,6 +146,11 @@ def convert(
     from tools.convert import ConversionError
     from tools.convert import convert as run_convert
 
+    looks_local = source.startswith(("/", "./", "../", "~")) or Path(source).exists()
+    if looks_local and not Path(source).expanduser().is_dir():
+        _fail(f"'{source}' is not a folder; pass a checkpoint folder or a hub id", EXIT_INPUT)
+    if dest.exists() and not dest.is_dir():
+        _fail(f"'{dest}' is a file; pass a folder to write the converted model into", EXIT_INPUT)
     try:
         report = run_convert(source, dest, tokenizer)
     except ConversionError as exc:

@@ -23,7 +23,8 @@ def _fail(message: str, code: int) -> None:
 
 def eval_command(
     bench: List[str] = typer.Option(..., "--bench", help="NAME (hub) or NAME=PATH (parquet/TSV/JSONL file or folder)"),
-    mode: List[str] = typer.Option(..., "--mode", help="regime(s) to run: iterative, extract, caption, direct"),
+    mode: List[str] = typer.Option(..., "--mode", help="regime(s) to run: iterative, iterative+look, extract, "
+                                   "caption, direct"),
     out: Path = typer.Option(..., "--out", help="run folder (records, traces, report)"),
     split: Optional[str] = typer.Option(None, help="dataset split (vmcbench: dev|test, mmstar: val)"),
     limit: Optional[int] = typer.Option(None, min=1, help="at most N samples per benchmark, stratified"),
@@ -46,25 +47,31 @@ def eval_command(
     perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
     pair: Optional[str] = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
     max_extractions: int = typer.Option(4, "--max-extractions", min=0),
+    first_look: str = typer.Option("none", "--first-look", help="iterative: caption = a generic description "
+                                   "before the first turn, reported as the regime iterative+look"),
     no_think: bool = typer.Option(False, "--no-think"),
     greedy: bool = typer.Option(False, "--greedy"),
     thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1),
     perceiver_max_new_tokens: int = typer.Option(1024, "--perceiver-max-new-tokens", min=1),
+    max_pixels: int = typer.Option(64_000_000, "--max-pixels", min=1, help="refuse larger images"),
     device: str = typer.Option("auto"),
     dtype: str = typer.Option("auto"),
     restart: bool = typer.Option(False, "--restart", help="wipe a previous run in --out and start over"),
     resume: bool = typer.Option(False, "--resume", help="continue a run in --out even if its settings differ"),
 ) -> None:
     """Run benchmarks under one or more regimes, on the same items, resumably."""
-    from agent.trace import MODES
-    from evals.runner import BenchSpec, EvalPlan, parse_shard
+    from evals.runner import EVAL_REGIMES, LOOK, BenchSpec, EvalPlan, parse_shard
     from graphs.api import AskOptions, InputError, resolve_models
     from tools.backends.options import EngineOptions
 
-    bad = [m for m in mode if m not in MODES]
+    bad = [m for m in mode if m not in EVAL_REGIMES]
     if bad:
-        _fail(f"unknown mode '{bad[0]}'; choose from {', '.join(MODES)}", EXIT_INPUT)
+        _fail(f"unknown mode '{bad[0]}'; choose from {', '.join(EVAL_REGIMES)}", EXIT_INPUT)
+    if first_look not in ("none", "caption"):
+        _fail(f"unknown --first-look '{first_look}'; choose none or caption", EXIT_INPUT)
+    if first_look == "caption":
+        mode = [LOOK if m == "iterative" else m for m in mode]
     try:
         benches = [BenchSpec.parse(b) for b in bench]
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
@@ -76,7 +83,7 @@ def eval_command(
     settings = AskOptions(
         max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
         thinking_budget=thinking_budget, max_new_tokens=max_new_tokens,
-        perceiver_max_new_tokens=perceiver_max_new_tokens,
+        perceiver_max_new_tokens=perceiver_max_new_tokens, max_pixels=max_pixels,
     )  # fmt: skip
     plan = EvalPlan(
         benches=benches, modes=list(dict.fromkeys(mode)), out=out, reasoner=reasoner,
@@ -188,9 +195,11 @@ def report_command(
     except ReportError as exc:
         _fail(str(exc), EXIT_INPUT)
     target = out or (dirs[0] / "report" if len(dirs) == 1 else None)
+    if target is not None and target.exists() and not target.is_dir():
+        _fail(f"--out '{target}' is a file; pass a folder for the report files", EXIT_INPUT)
     if target is not None:
         write_report(report, target)
     if json_out:
-        sys.stdout.write(json.dumps(report.table, indent=2) + "\n")
+        sys.stdout.write(json.dumps(report.json_rows(), indent=2) + "\n")
     else:
         Console().print(to_markdown(report), markup=False, highlight=False)

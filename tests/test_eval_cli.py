@@ -73,3 +73,28 @@ def test_folder_with_other_settings(tiny, tmp_path, mmstar):
 
 def test_report_on_a_folder_without_records(tmp_path):
     check_error(runner.invoke(app, ["report", str(tmp_path)]), "holds no eval records")
+
+
+def test_report_errors_are_one_line(tmp_path, tiny, mmstar):
+    check_error(runner.invoke(app, ["report", str(tmp_path / "nope")]), "is not a folder")
+    out = tmp_path / "run"
+    assert evaluate(tiny, out, "--bench", f"mmstar={mmstar}", extra=["--limit", "1"]).exit_code == 0
+    afile = tmp_path / "a.txt"
+    afile.write_text("x")
+    check_error(runner.invoke(app, ["report", str(out), "--out", str(afile)]), "is a file")
+
+
+def test_eval_out_is_a_file_and_bad_first_look(tiny, tmp_path, mmstar):
+    afile = tmp_path / "a.txt"
+    afile.write_text("x")
+    check_error(evaluate(tiny, afile, "--bench", f"mmstar={mmstar}"), "is a file")
+    check_error(evaluate(tiny, tmp_path / "o", "--bench", f"mmstar={mmstar}", extra=["--first-look", "peek"]),
+                "unknown --first-look 'peek'")
+
+
+def test_convert_errors_are_one_line(tmp_path):
+    check_error(runner.invoke(app, ["convert", str(tmp_path / "missing"), str(tmp_path / "out")]), "is not a folder")
+    afile = tmp_path / "a.txt"
+    afile.write_text("x")
+    check_error(runner.invoke(app, ["convert", str(tmp_path), str(afile)]), "is a file")
+    check_error(runner.invoke(app, ["convert", str(tmp_path), str(tmp_path / "out")]), "config.json")

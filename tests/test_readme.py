@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -22,14 +24,24 @@ def test_setup_commands_are_the_ci_ones():
     assert test_command in ci, ".ci/run must run the README's test command verbatim"
 
 
-def test_offline_cli_and_python_examples(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A fresh folder where the README's offline CLI block (selftest --keep ./tiny, ask) has run."""
+    folder = tmp_path_factory.mktemp("readme")
     cli = next(b for b in blocks("bash") if "selftest --keep" in b)
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", cli], cwd=tmp_path, env=env, capture_output=True,
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", cli], cwd=folder, env=ENV, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert '"mode": "extract"' in proc.stdout and (tmp_path / "tiny" / "trace.json").exists()
+    assert '"mode": "extract"' in proc.stdout and (folder / "tiny" / "trace.json").exists()
     assert "selftest passed" in proc.stdout
+    return folder
+
+
+def test_offline_cli_and_python_examples(workdir):
+    tmp_path, env = workdir, ENV
     (python_block,) = blocks("python")
     proc = subprocess.run([sys.executable, "-c", python_block], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
@@ -49,3 +61,14 @@ def test_offline_cli_and_python_examples(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (merged,) = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") + 1:])
     assert merged["regime"] == "direct" and merged["n"] == 18, "both shards in one row: all 18 MMStar items"
+
+
+def test_high_resolution_example(workdir):
+    block = next(b for b in blocks("bash") if "write_high_res" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") + 1:])
+    assert [(r["table"], r["regime"]) for r in rows] == [("high-res", "iterative"), ("high-res", "iterative+look"),
+                                                         ("high-res", "caption")]
+    assert all(r["n"] == 2 + 2 * 4 * 2 for r in rows), "2 V* items, 2 HR questions x 4 cycles per resolution"
