@@ -142,3 +142,28 @@ def test_crop_enlarges_the_region():
 def test_bad_boxes(box):
     with pytest.raises(ValueError):
         validate_box(box)
+
+
+def test_images_beyond_pils_bomb_limit_load_under_our_cap(tmp_path):
+    """8K and beyond: PIL warns at 89M pixels and refuses at 179M; our own cap (--max-pixels) decides."""
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (11000, 9000), "white").save(path)  # 99M pixels, over PIL's warning limit
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        img = load_image(path, max_pixels=100_000_000)
+    assert img.size == (11000, 9000)
+    with pytest.raises(ImageError, match="over the limit"):
+        load_image(path, max_pixels=50_000_000)
+
+
+def test_extreme_aspect_ratios_are_padded_and_small_crops_enlarged():
+    from tools.images import MAX_ASPECT, MIN_CROP_SIDE, fit_aspect
+
+    strip = Image.new("RGB", (4000, 3), "red")
+    padded = fit_aspect(strip)
+    assert padded.size == (4000, round(4000 / MAX_ASPECT)) and padded.getpixel((2000, 199)) == (255, 0, 0)
+    assert fit_aspect(Image.new("RGB", (300, 200))).size == (300, 200), "ordinary images are untouched"
+    crop = crop_region(Image.new("RGB", (7680, 4320)), (0.5, 0.5, 0.51, 0.51))
+    assert max(crop.size) >= MIN_CROP_SIDE

@@ -72,6 +72,22 @@ def test_unclosed_tool_call_is_read_to_the_end():
     assert calls[0].arguments == {"request": "x"} and errors == []
 
 
+def test_unclosed_tool_call_in_prose_keeps_the_answer_line():
+    """Issue 11: an unclosed <tool_call> written in prose swallowed the `Answer:` line after it."""
+    text, calls, errors = parse_tool_calls("I could write <tool_call> here but I know it.\nAnswer: B")
+    assert calls == [] and len(errors) == 1 and text.endswith("Answer: B")
+    assert extract_answer(text, ["x", "y"]).answer == "B"
+    text, calls, errors = parse_tool_calls('<tool_call>{"name": "extract", "arguments": {"request": "x"}} '
+                                           "then I answer.\nAnswer: A")
+    assert calls[0].arguments == {"request": "x"} and text == "then I answer.\nAnswer: A"
+
+
+def test_calls_and_errors_share_the_written_numbering():
+    _, calls, errors = parse_tool_calls("<tool_call>{bad</tool_call><tool_call>"
+                                        '{"name": "extract", "arguments": {"request": "x"}}</tool_call>')
+    assert errors[0].index == 0 and calls[0].index == 1 and calls[0].id == "call_1"
+
+
 def test_stray_closing_tag_is_reported():
     _, calls, errors = parse_tool_calls('{"name": "extract"}</tool_call>')
     assert calls == [] and "without an opening" in errors[0].error

@@ -12,7 +12,7 @@ import torch
 
 from agent import prompts
 from graphs.api import AskOptions, ExtractThink
-from tests.scripted import Script, think, tool_call
+from tests.scripted import Script, tool_call
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
@@ -42,7 +42,7 @@ def test_a_sliver_region_runs_on_qwen2_5_vl_and_the_repair_is_told(tiny, image_p
     result = agent_with(tiny, script, "qwen2_5_vl").ask("Colour?", [image_path], OPTIONS, settings=AskOptions(**FAST))
     step = result.steps[1]
     assert step.error is None and step.output and result.extraction_calls == 1
-    assert step.repairs == [f"grown around its centre to at least 32 px a side"]
+    assert step.repairs == ["grown around its centre to at least 32 px a side"]
     assert "Region repaired: grown around its centre" in tools_of(script.requests[1])[0]
 
 

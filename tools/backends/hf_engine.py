@@ -20,7 +20,7 @@ import torch
 from tools.backends.base import ReasonRequest
 from tools.backends.batcher import MicroBatcher
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, stack_left_padded, to_dynamic_cache
-from tools.backends.options import EngineOptions, worker_setup
+from tools.backends.options import EngineOptions, model_batcher
 
 REASONER_NAMESPACE = "reasoner"
 
@@ -42,10 +42,7 @@ class ReasonerEngine:
         self.model = model
         self.options = options
         self.cache = PrefixCache(options.reasoner_cache_mb)
-        self.batcher: MicroBatcher = MicroBatcher(
-            self._run, options.max_batch, options.batch_wait_ms / 1000, name="reasoner-batcher",
-            on_start=worker_setup(model, options),
-        )
+        self.batcher: MicroBatcher = model_batcher(self._run, model, options, "reasoner-batcher")
         self.eos_ids = stop_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 

@@ -25,7 +25,7 @@ import torch
 from tools.backends.base import PerceiveOutput, PerceiveRequest
 from tools.backends.batcher import MicroBatcher
 from tools.backends.kv_cache import PrefixCache, row_slice
-from tools.backends.options import EngineOptions, worker_setup
+from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.output_parsing import split_thinking
 
 # Inputs that carry pixels (or describe pixel tensors): left out when the image is already in the cache.
@@ -47,10 +47,7 @@ class PerceiverEngine:
         self.processor = processor
         self.model = model
         self.cache = PrefixCache(options.perceiver_cache_mb)
-        self.batcher: MicroBatcher = MicroBatcher(
-            self._run, options.max_batch, options.batch_wait_ms / 1000, name="perceiver-batcher",
-            on_start=worker_setup(model, options),
-        )
+        self.batcher: MicroBatcher = model_batcher(self._run, model, options, "perceiver-batcher")
         config = model.config
         self.image_token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
 

@@ -52,3 +52,11 @@ def worker_setup(model, options: EngineOptions):
             torch.set_num_threads(options.cpu_threads or max(1, (os.cpu_count() or 2) // 2))
 
     return setup
+
+
+def model_batcher(run, model, options: EngineOptions, name: str):
+    """The one worker (and its batching window) that runs every call of one model."""
+    from tools.backends.batcher import MicroBatcher
+
+    return MicroBatcher(run, options.max_batch, options.batch_wait_ms / 1000, name=name,
+                        on_start=worker_setup(model, options))
