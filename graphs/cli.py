@@ -166,6 +166,9 @@ def _register_eval_commands() -> None:
 
     app.command("eval")(eval_command)
     app.command("report")(report_command)
+    from graphs.cli_view import view_command
+
+    app.command("view")(view_command)
 
 
 _register_eval_commands()

@@ -199,7 +199,15 @@ def report_command(
         _fail(f"--out '{target}' is a file; pass a folder for the report files", EXIT_INPUT)
     if target is not None:
         write_report(report, target)
+        _write_index(list(dirs), target)
     if json_out:
         sys.stdout.write(json.dumps(report.json_rows(), indent=2) + "\n")
     else:
         Console().print(to_markdown(report), markup=False, highlight=False)
+
+
+def _write_index(dirs: list[Path], target: Path) -> None:
+    """`report/index.html`: the run's page (xthink view), next to the tables."""
+    from evals.viewer import write_page
+
+    write_page(dirs, target / "index.html")

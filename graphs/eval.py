@@ -65,8 +65,11 @@ def aggregate(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
 
 
 def report(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
+    from evals.viewer import write_page
+
     out = runtime.context.store.root / "report"
     write_report(state["report"], out)
+    write_page([runtime.context.store.root], out / "index.html")
     return {"report_dir": str(out)}
 
 

@@ -70,6 +70,8 @@ def run_selftest(console: Console, keep: Path | None = None, device: str = "cpu"
                 ok &= status == "pass"
                 table.add_row(family, mode, status, str(steps), f"{seconds:.2f}")
         console.print(table)
+        if keep:
+            ok &= _demo(console, models, root, device)
         console.print("[bold green]selftest passed[/]" if ok else "[bold red]selftest FAILED[/]")
         return ok
 
@@ -83,3 +85,40 @@ def _run_one(agent, image: Path, mode: str, settings) -> tuple[str, int, float]:
         return f"error: {exc}", 0, time.perf_counter() - started
     problem = check_result(result, mode)
     return ("pass" if problem is None else problem), len(result.steps), time.perf_counter() - started
+
+
+DEMO_SCRIPT = (
+    ("I cannot see the image; I need the colour of the square.", {"request": "the colour of the square"}),
+    ("Zoom into the square to be sure of its colour.",
+     {"request": "the colour and edges of the square", "region": [0.05, 0.1, 0.6, 0.85]}),
+)
+
+
+def _demo(console: Console, models, root: Path, device: str) -> bool:
+    """A steered iterative run (two extractions, one with a region) saved as demo_trace.json and trace.html.
+
+    With random weights the reasoner would stop after one turn; forced decoding walks it through the loop
+    so a newcomer sees the tool calls, the crops and the trace page.
+    """
+    from evals.viewer import write_page
+    from graphs.api import AskOptions, ExtractThink
+    from tools.backends.hf_reasoner import TransformersReasoner
+    from tools.forced import Script, think, tool_call
+
+    turns = [think(thought) + tool_call(**args) for thought, args in DEMO_SCRIPT]
+    script = Script(*turns, think("The descriptions say the square is red.") + "The square is red.\nAnswer: A")
+    reasoner = TransformersReasoner(str(models.reasoner), extra_logits_processors=script)
+    perceiver = str(models.perceivers.get("llava_onevision", next(iter(models.perceivers.values()))))
+    agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device)
+    settings = AskOptions(greedy=True, perceiver_max_new_tokens=24, thinking_budget=64, max_new_tokens=96)
+    try:
+        result = agent.ask("What colour is the square?", [root / "selftest.png"], ["red", "blue"], settings=settings)
+    except Exception:  # noqa: BLE001 - the selftest reports every failure instead of stopping
+        traceback.print_exc()
+        return False
+    trace = root / "demo_trace.json"
+    trace.write_text(result.model_dump_json(indent=2))
+    page = write_page([trace], root / "trace.html")
+    console.print(f"demo: {result.extraction_calls} extractions (one zoomed), answer {result.answer}; "
+                  f"trace {trace}, page {page}", markup=False, highlight=False)
+    return result.extraction_calls == 2 and result.answer == "A"

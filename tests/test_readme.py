@@ -72,3 +72,12 @@ def test_high_resolution_example(workdir):
     assert [(r["table"], r["regime"]) for r in rows] == [("high-res", "iterative"), ("high-res", "iterative+look"),
                                                          ("high-res", "caption")]
     assert all(r["n"] == 2 + 2 * 4 * 2 for r in rows), "2 V* items, 2 HR questions x 4 cycles per resolution"
+
+
+def test_view_example(workdir):
+    block = next(b for b in blocks("bash") if "xthink view ./tiny/demo_trace.json" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for page in ("demo.html", "run.html", "view-run/report/index.html", "trace.html"):
+        assert (workdir / "tiny" / page).stat().st_size > 10_000, page

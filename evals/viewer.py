@@ -1,0 +1,29 @@
+"""`xthink view`: one self-contained HTML page for an answer, a run, or runs side by side.
+
+The page is the template in `viewer_assets/` with its CSS, script and data inlined; a Content Security
+Policy forbids every network request, so what a reader sees is exactly what was written.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from evals.viewer_data import PageData, load_page
+
+
+def render(page: PageData) -> str:
+    assets = resources.files("evals") / "viewer_assets"
+    html = (assets / "page.html").read_text(encoding="utf-8")
+    data = page.to_json().replace("</", "<\\/")  # the JSON cannot close its <script> element
+    return (html.replace("/*CSS*/", (assets / "page.css").read_text(encoding="utf-8"))
+            .replace("/*JS*/", (assets / "page.js").read_text(encoding="utf-8"))
+            .replace("/*DATA*/", data))  # fmt: skip
+
+
+def write_page(paths: list[Path], out: Path) -> Path:
+    """Render the page for `paths` (see viewer_data.load_page) into `out`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(load_page(paths)), encoding="utf-8")
+    return out

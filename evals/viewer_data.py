@@ -1,0 +1,261 @@
+"""What a trace page shows, gathered from a Result JSON or from run folders into one JSON document.
+
+The page is self-contained: every trace, every table and every image travels inside it, so it opens
+from `file://` with no network. Images are downscaled JPEG data URIs within a per-image cap and a
+per-page cap (IMAGE_SIDE, IMAGE_BYTES, PAGE_IMAGE_BYTES); boxes are drawn in normalised coordinates,
+so they land in the same place on the smaller image. Long thinking is clipped (THINKING_CHARS) so a
+full paper run (about 10,000 records) stays a page a browser opens in seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from agent.trace import Result
+from evals.records import SampleRecord
+from evals.report import build_report
+from evals.store import read_records, safe_name
+
+IMAGE_SIDE = 768  # longest side of an embedded image, in pixels
+IMAGE_BYTES = 120_000  # at most this many JPEG bytes per image (smaller sides and lower quality until it fits)
+PAGE_IMAGE_BYTES = 60_000_000  # all images of one page together; past it the per-image cap shrinks
+THINKING_CHARS = 6000  # thinking longer than this is clipped in the page (the trace file keeps it whole)
+
+
+class ViewError(ValueError):
+    """A path given to `view` is neither a Result JSON nor a run folder; the message says what to pass."""
+
+
+@dataclass
+class PageData:
+    """The document the page script renders: items with one result per (run, regime), traces, images."""
+
+    mode: str  # "answer", "run" or "compare"
+    title: str
+    runs: list[str] = field(default_factory=list)
+    regimes: list[str] = field(default_factory=list)
+    items: list[dict] = field(default_factory=list)
+    traces: dict[str, dict] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, separators=(",", ":"), default=str)
+
+
+def load_page(paths: list[Path]) -> PageData:
+    """A Result JSON file (one answer), one run folder, or two or more run folders to compare."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.exists():
+            raise ViewError(f"'{path}' does not exist; pass a trace JSON (ask --trace-out) or a run folder")
+    if len(paths) == 1 and paths[0].is_file():
+        return answer_page(paths[0])
+    for path in paths:
+        if not (path.is_dir() and (path / "records.jsonl").exists()):
+            raise ViewError(f"'{path}' is not a run folder (no records.jsonl); pass folders made by xthink eval, "
+                            "or one trace JSON")
+    return run_page(paths)
+
+
+def answer_page(path: Path) -> PageData:
+    try:
+        result = Result.model_validate_json(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ViewError(f"'{path}' is not a Result/trace JSON (xthink ask --trace-out): {str(exc)[:200]}") from None
+    page = PageData(mode="answer", title=result.question[:120], runs=[""], regimes=[result.mode])
+    images = Images(page, budget_images=len(result.images))
+    trace_id = "t0"
+    page.traces[trace_id] = slim_trace(result)
+    item = _item(f"answer/{path.stem}", "", path.stem, "", result, images, [path.parent])
+    item["results"] = {f"|{result.mode}": _answer_result(result, trace_id)}
+    page.items.append(item)
+    return page
+
+
+def _answer_result(result: Result, trace_id: str) -> dict:
+    reasons = [s for s in result.steps if s.kind == "reason"]
+    return {"pred": result.answer, "correct": None, "status": "ok", "error": None,
+            "calls": result.extraction_calls, "tokens": sum(s.output_tokens for s in result.steps),
+            "seconds": round(result.seconds, 2), "budget_spent": result.budget_spent,
+            "tool_errors": sum(len(s.tool_errors) for s in reasons) + sum(
+                1 for s in result.steps if s.kind == "extract" and s.error), "trace": trace_id}
+
+
+def run_page(run_dirs: list[Path]) -> PageData:
+    names = _run_names(run_dirs)
+    mode = "compare" if len(run_dirs) > 1 else "run"
+    page = PageData(mode=mode, title=" vs ".join(names), runs=names)
+    records = {name: _latest(read_records(d)) for name, d in zip(names, run_dirs)}
+    page.regimes = sorted({r.regime for recs in records.values() for r in recs}, key=_regime_order)
+    keys = sorted({(r.benchmark, r.sample_id) for recs in records.values() for r in recs})
+    images = Images(page, budget_images=len(keys))
+    items: dict[tuple[str, str], dict] = {}
+    for (name, run_dir) in zip(names, run_dirs):
+        for record in records[name]:
+            key = (record.benchmark, record.sample_id)
+            result = _read_trace(run_dir, record)
+            if key not in items:
+                items[key] = _item(f"{key[0]}/{key[1]}", record.benchmark, record.sample_id, record.category,
+                                   result, images, [run_dir], gold=record.gold)
+            elif result is not None and not items[key]["question"]:
+                items[key].update(_item(items[key]["key"], record.benchmark, record.sample_id, record.category,
+                                        result, images, [run_dir], gold=record.gold))
+            trace_id = None
+            if result is not None:
+                trace_id = f"t{len(page.traces)}"
+                page.traces[trace_id] = slim_trace(result)
+            items[key]["results"][f"{name}|{record.regime}"] = _record_result(record, trace_id)
+    page.items = [items[k] for k in sorted(keys, key=_natural)]
+    page.summary = _summary(run_dirs)
+    return page
+
+
+def _natural(key: tuple[str, str]) -> tuple:
+    """Benchmark, then the id with its numbers compared as numbers (2 before 10)."""
+    parts = re.split(r"(\d+)", key[1])
+    return key[0], [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+
+
+def _run_names(run_dirs: list[Path]) -> list[str]:
+    names = [d.resolve().name or str(d) for d in run_dirs]
+    return names if len(set(names)) == len(names) else [f"{i + 1}:{n}" for i, n in enumerate(names)]
+
+
+def _latest(records: list[SampleRecord]) -> list[SampleRecord]:
+    """One record per (regime, benchmark, sample): a scored one over an error, else the last written."""
+    seen: dict[str, SampleRecord] = {}
+    for r in records:
+        if r.key not in seen or r.scored or not seen[r.key].scored:
+            seen[r.key] = r
+    return list(seen.values())
+
+
+def _regime_order(regime: str) -> tuple[int, str]:
+    order = ["iterative", "iterative+look", "extract", "caption", "direct"]
+    return (order.index(regime) if regime in order else len(order), regime)
+
+
+def _read_trace(run_dir: Path, record: SampleRecord) -> Result | None:
+    if not record.trace or not (run_dir / record.trace).exists():
+        return None
+    try:
+        return Result.model_validate_json((run_dir / record.trace).read_text())
+    except (ValueError, OSError):
+        return None
+
+
+def _record_result(record: SampleRecord, trace_id: str | None) -> dict:
+    return {"pred": record.pred, "correct": record.correct if record.scored else None, "status": record.status,
+            "error": record.error, "calls": record.extraction_calls,
+            "tokens": record.thinking_tokens + record.visible_tokens + record.perceiver_tokens,
+            "seconds": round(record.seconds, 2), "budget_spent": record.budget_spent,
+            "tool_errors": record.invalid_calls, "method": record.method, "trace": trace_id}
+
+
+def _item(key: str, benchmark: str, sample_id: str, category: str, result: Result | None, images: "Images",
+          roots: list[Path], gold: str | None = None) -> dict:
+    refs = []
+    if result is not None:
+        for info in result.images:
+            refs.append({"id": info.id, "width": info.width, "height": info.height,
+                         "src": images.add(info.path, roots, benchmark, sample_id)})
+    return {"key": key, "benchmark": benchmark, "sample_id": sample_id, "category": category, "gold": gold,
+            "question": result.question if result else "", "options": result.options if result else [],
+            "images": refs, "results": {}}
+
+
+def slim_trace(result: Result) -> dict:
+    """The trace as the page needs it: every step, thinking clipped to THINKING_CHARS."""
+    steps = []
+    for step in result.steps:
+        data = step.model_dump()
+        if data.get("thinking") and len(data["thinking"]) > THINKING_CHARS:
+            data["thinking"] = data["thinking"][:THINKING_CHARS] + f"\n[... {len(step.thinking) - THINKING_CHARS} " \
+                "more characters in the trace file]"
+        steps.append(data)
+    return {"mode": result.mode, "answer": result.answer, "answer_found": result.answer_found,
+            "final_output": result.final_output[-THINKING_CHARS:], "steps": steps, "reasoner": result.reasoner,
+            "perceiver": result.perceiver, "seconds": round(result.seconds, 2),
+            "extraction_calls": result.extraction_calls, "budget_spent": result.budget_spent}
+
+
+def _summary(run_dirs: list[Path]) -> dict:
+    """The report's tables and plots, exactly as `xthink report` computes them for these folders."""
+    import tempfile
+
+    from evals.report import write_report
+
+    report = build_report(list(run_dirs))
+    plots = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for written in write_report(report, Path(tmp)):
+            if written.suffix == ".png":
+                plots.append("data:image/png;base64," + base64.b64encode(written.read_bytes()).decode())
+    return {"table": report.table, "high_res": report.high_res, "cost": report.cost, "paired": report.paired,
+            "other_sources": report.other_sources, "plots": plots, "notes": report.notes}
+
+
+class Images:
+    """Embeds each image once, as a downscaled JPEG data URI, within the per-image and per-page caps."""
+
+    def __init__(self, page: PageData, budget_images: int):
+        self.page = page
+        self.cap = max(8_000, min(IMAGE_BYTES, PAGE_IMAGE_BYTES // max(budget_images, 1)))
+        self.used = 0
+        self._by_path: dict[str, str] = {}
+
+    def add(self, path: str, roots: list[Path], benchmark: str, sample_id: str) -> str | None:
+        found = _find_image(path, roots, benchmark, sample_id)
+        if found is None:
+            self.page.notes.append(f"image not found: {path}")
+            return None
+        key = str(found.resolve())
+        if key not in self._by_path:
+            if self.used >= PAGE_IMAGE_BYTES:
+                return None
+            uri = encode_image(found, self.cap)
+            if uri is None:
+                return None
+            self.used += len(uri)
+            image_id = f"i{len(self.page.images)}"
+            self.page.images[image_id] = uri
+            self._by_path[key] = image_id
+        return self._by_path[key]
+
+
+def _find_image(path: str, roots: list[Path], benchmark: str, sample_id: str) -> Path | None:
+    candidates = [Path(path)] + [root / Path(path).name for root in roots]
+    for root in roots:
+        folder = root / "images" / benchmark
+        candidates += [folder / Path(path).name, *sorted(folder.glob(safe_name(sample_id) + ".*"))]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def encode_image(path: Path, cap: int) -> str | None:
+    """A JPEG data URI of the image, longest side at most IMAGE_SIDE, at most `cap` bytes."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (IMAGE_SIDE, IMAGE_SIDE))  # JPEG: decode at a reduced scale, fast for 8K files
+            rgb = img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    side = IMAGE_SIDE
+    while side >= 96:
+        small = rgb.copy()
+        small.thumbnail((side, side))
+        for quality in (80, 65, 50):
+            buf = io.BytesIO()
+            small.save(buf, "JPEG", quality=quality)
+            if buf.tell() <= cap:
+                return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+        side = int(side * 0.7)
+    return None
