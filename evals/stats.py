@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from math import comb
 
 
@@ -17,13 +16,28 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
 
 
 def bootstrap_diff(pairs: list[tuple[bool, bool]], seed: int = 0, rounds: int = 2000) -> tuple[float, float, float]:
-    """Accuracy difference (a - b) over paired items, with a percentile 95% bootstrap interval."""
+    """Accuracy difference (a - b) over paired items, with a percentile 95% bootstrap interval.
+
+    Vectorised with numpy (resampled in chunks of bounded memory): a full paper run's report computes its
+    intervals in well under a second instead of half a minute of Python loops.
+    """
     if not pairs:
         return 0.0, 0.0, 0.0
-    n = len(pairs)
-    diffs = [int(a) - int(b) for a, b in pairs]
-    point = sum(diffs) / n
-    rng = random.Random(seed)
-    stats = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
+    import numpy as np
+
+    diffs = np.fromiter((int(a) - int(b) for a, b in pairs), dtype=np.int8, count=len(pairs))
+    n = len(diffs)
+    point = float(diffs.mean())
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, CHUNK_CELLS // n)
+    stats = np.empty(rounds)
+    for start in range(0, rounds, per_chunk):
+        stop = min(start + per_chunk, rounds)
+        picks = rng.integers(0, n, size=(stop - start, n))
+        stats[start:stop] = diffs[picks].mean(axis=1, dtype=np.float64)
+    stats.sort()
     low, high = stats[int(0.025 * rounds)], stats[min(int(0.975 * rounds), rounds - 1)]
-    return point, low, high
+    return point, float(low), float(high)
+
+
+CHUNK_CELLS = 20_000_000  # resampled indices held at once (160 MB of int64)

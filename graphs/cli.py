@@ -162,10 +162,11 @@ def convert(
 
 
 def _register_eval_commands() -> None:
-    from graphs.cli_eval import eval_command, report_command
+    from graphs.cli_eval import eval_command, export_command, report_command
 
     app.command("eval")(eval_command)
     app.command("report")(report_command)
+    app.command("export")(export_command)
     from graphs.cli_view import view_command
 
     app.command("view")(view_command)

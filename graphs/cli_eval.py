@@ -211,3 +211,26 @@ def _write_index(dirs: list[Path], target: Path) -> None:
     from evals.viewer import write_page
 
     write_page(dirs, target / "index.html")
+
+
+def export_command(
+    run: Path = typer.Argument(..., metavar="RUN", help="a run folder made by xthink eval"),
+    fmt: str = typer.Option(..., "--format", help="lmms-eval (its --log_samples JSONL, one file per benchmark "
+                               "and regime) or csv (one row per record)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder (lmms-eval) or file (csv); default: "
+                                       "RUN/export/lmms-eval or RUN/export/records.csv"),
+) -> None:
+    """Write a run's records for other tools: lmms-eval's per-sample logs, or a CSV."""
+    from evals.export import FORMATS, ExportError, export_csv, export_lmms_eval
+
+    if fmt not in FORMATS:
+        _fail(f"unknown --format '{fmt}'; choose {' or '.join(FORMATS)}", EXIT_INPUT)
+    try:
+        if fmt == "csv":
+            written = export_csv(run, out or run / "export" / "records.csv")
+        else:
+            written = export_lmms_eval(run, out or run / "export" / "lmms-eval")
+    except ExportError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    for path in written:
+        Console().print(f"wrote {path}", markup=False, highlight=False)

@@ -91,3 +91,21 @@ def test_other_sources_are_reported_apart(records):
     assert (row["regime"], row["n"], row["ChartQA"], row["avg"]) == ("iterative", 3, 0.0, 0.0)
     assert "ChartQA" not in paper_table(records)[0]
     assert other_sources_table([r for r in records if r.category != "ChartQA"]) == []
+
+
+def test_bootstrap_interval_matches_the_normal_approximation_and_chunks_agree(monkeypatch):
+    """The vectorised bootstrap: right width (about 1.96 standard errors), same result however it is chunked."""
+    import math
+
+    import evals.stats as stats
+
+    pairs = [(True, False)] * 300 + [(False, True)] * 100 + [(True, True)] * 600
+    point, low, high = bootstrap_diff(pairs, seed=1, rounds=4000)
+    n = len(pairs)
+    se = math.sqrt((0.4 - point**2) / n)  # var of a diff in {-1, 0, 1}: E[d^2] - E[d]^2
+    assert point == pytest.approx(0.2)
+    assert low == pytest.approx(point - 1.96 * se, abs=0.01) and high == pytest.approx(point + 1.96 * se, abs=0.01)
+    monkeypatch.setattr(stats, "CHUNK_CELLS", 5 * n)
+    assert stats.bootstrap_diff(pairs, seed=1, rounds=4000) == (point, low, high), "chunking never changes it"
+    assert bootstrap_diff([(True, True)] * 50) == (0.0, 0.0, 0.0)
+    assert bootstrap_diff([]) == (0.0, 0.0, 0.0)

@@ -81,3 +81,5 @@ def test_view_example(workdir):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for page in ("demo.html", "run.html", "view-run/report/index.html", "trace.html"):
         assert (workdir / "tiny" / page).stat().st_size > 10_000, page
+    exported = sorted(p.name for p in (workdir / "tiny" / "view-run" / "export" / "lmms-eval").iterdir())
+    assert exported == ["samples_mmstar_direct.jsonl", "samples_mmstar_iterative.jsonl"]
