@@ -195,11 +195,17 @@ def _summary(run_dirs: list[Path]) -> dict:
     from evals.report import write_report
 
     report = build_report(list(run_dirs))
-    plots = []
+    plots: list[str] = []
+    if not report.table:  # the plots draw the paper's table; a high-resolution-only run has none
+        return _tables(report, plots)
     with tempfile.TemporaryDirectory() as tmp:
         for written in write_report(report, Path(tmp)):
             if written.suffix == ".png":
                 plots.append("data:image/png;base64," + base64.b64encode(written.read_bytes()).decode())
+    return _tables(report, plots)
+
+
+def _tables(report, plots: list[str]) -> dict:
     return {"table": report.table, "high_res": report.high_res, "cost": report.cost, "paired": report.paired,
             "other_sources": report.other_sources, "plots": plots, "notes": report.notes}
 
