@@ -1,12 +1,23 @@
 """Export a run's records for other tools: lmms-eval's `--log_samples` JSONL, or one CSV.
 
-lmms-eval writes one `<date>_samples_<task>.jsonl` per task, one line per document with `doc_id`, `doc`,
-`target`, `arguments`, `resps` (raw outputs, one list per request), `filtered_resps` (after the task's
-filters), `token_counts`, `doc_hash` and the task's per-sample metrics (read from lmms_eval/evaluator.py
-and loggers/evaluation_tracker.py). Here a "task" is one (benchmark, regime) pair, written as
-`samples_<benchmark>_<regime>.jsonl`; the metric is `exact_match` (1.0 when the extracted letter equals the
-gold one), and extract-think's own fields (`regime`, `status`, `method`, `extraction_calls`, ...) ride
-along. The question and options come from each record's trace.
+What lmms-eval writes (read in lmms_eval/evaluator.py, evaluate(): the `example` dict, and
+lmms_eval/loggers/evaluation_tracker.py, save_results_samples(); tags v0.6.1 and v0.7.2): one
+`<date>_samples_<task>.jsonl` per task, one line per document with `doc_id`, `target` (a string),
+`resps` (raw outputs), `filtered_resps` (after the task's filters, the text that was scored), `doc_hash`
+(sha256 of the doc as indented JSON), `input` (the prompt: the request's first argument), `token_counts`
+(v0.7) and the task's per-sample metrics as top-level keys. Its readers (the `--baseline` loader) key
+lines by `doc_id` and take the first key with "score" in its name, else compare `filtered_resps[0]` to
+`target`.
+
+Choices here: a "task" is one (benchmark, regime) pair, written as `samples_<benchmark>_<regime>.jsonl`
+in the output folder, so one file never holds two answers to a document. The nesting is that of
+lmms-eval's generate_until files before v0.7 flattened them: `resps` = [[raw output]], `filtered_resps`
+= [extracted letter, or "" when none was found]; every reader of either version accepts it. The metric is
+`exact_match` (1.0 when the letter equals the gold one). `doc` (question, options, categories, gold) is
+kept, which lmms-eval drops on disk; extract-think's own fields (`regime`, `category`, `status`, `method`,
+`extraction_calls`, ...) ride along. The question and options come from each record's trace; a record
+without one gets an empty `input`. Records of earlier settings of a resumed run (run.json's
+`settings_hash`) go to a task of their own, `<regime>-earlier-<hash>`, as in `xthink report`.
 """
 
 from __future__ import annotations
@@ -31,7 +42,21 @@ class ExportError(ValueError):
 def load_run(run_dir: Path) -> list[SampleRecord]:
     if not (Path(run_dir) / "records.jsonl").is_file():
         raise ExportError(f"'{run_dir}' is not a run folder (no records.jsonl); pass a folder made by xthink eval")
-    return read_records(Path(run_dir))
+    try:
+        return read_records(Path(run_dir))
+    except ValueError as exc:  # a line that is not a record (pydantic's ValidationError is a ValueError)
+        first = str(exc).splitlines()[0]
+        raise ExportError(f"'{run_dir}/records.jsonl' holds a line that is not an eval record: {first}") from None
+
+
+def _current_settings(run_dir: Path) -> dict[str, str]:
+    """run.json's settings hash per regime ({} when absent or unreadable: then nothing counts as earlier)."""
+    try:
+        manifest = json.loads((Path(run_dir) / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    current = manifest.get("settings_hash") if isinstance(manifest, dict) else None
+    return current if isinstance(current, dict) else {}
 
 
 def question_of(run_dir: Path, record: SampleRecord) -> tuple[str, list[str]]:
@@ -43,40 +68,58 @@ def question_of(run_dir: Path, record: SampleRecord) -> tuple[str, list[str]]:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return "", []
-    return str(data.get("question", "")), [str(o) for o in data.get("options", [])]
+    if not isinstance(data, dict):
+        return "", []
+    options = data.get("options")
+    return str(data.get("question") or ""), [str(o) for o in options] if isinstance(options, list) else []
 
 
 def lmms_eval_line(record: SampleRecord, question: str, options: list[str]) -> dict:
+    """One sample in lmms-eval's log_samples layout, plus extract-think's fields."""
     doc = {"question": question, "options": options, "category": record.category,
            "l2_category": record.l2_category, "answer": record.gold}
-    text = format_question(question, options) if question else ""
     return {
-        "doc_id": int(record.sample_id) if record.sample_id.isdigit() else record.sample_id,
+        "doc_id": _doc_id(record.sample_id),
         "doc": doc,
         "target": record.gold,
-        "arguments": [text],
         "resps": [[record.raw_output]],
         "filtered_resps": [record.pred or ""],
-        "token_counts": [None],
+        "token_counts": [{"output_tokens": record.thinking_tokens + record.visible_tokens,
+                          "reasoning_tokens": record.thinking_tokens}],
         "doc_hash": hashlib.sha256(json.dumps(doc, indent=2, ensure_ascii=False).encode()).hexdigest(),
-        "input": text,
+        "input": format_question(question, options) if question else "",
         "exact_match": 1.0 if record.correct else 0.0,
-        "regime": record.regime, "benchmark": record.benchmark, "status": record.status, "error": record.error,
-        "method": record.method, "extraction_calls": record.extraction_calls,
+        "regime": record.regime, "benchmark": record.benchmark, "category": record.category,
+        "l2_category": record.l2_category, "status": record.status, "error": record.error,
+        "method": record.method, "extraction_calls": record.extraction_calls, "settings_hash": record.settings_hash,
     }  # fmt: skip
+
+
+def _doc_id(sample_id: str) -> int | str:
+    """lmms-eval's doc ids are ints; a sample id is one only when it reads back the same ("007" stays text)."""
+    return int(sample_id) if sample_id.isdigit() and str(int(sample_id)) == sample_id else sample_id
+
+
+def task_file(record: SampleRecord, current: dict[str, str]) -> str:
+    """`samples_<benchmark>_<regime>.jsonl`; a record of earlier settings than run.json's gets its own task."""
+    regime = record.regime
+    if regime in current and record.settings_hash != current[regime]:
+        regime = f"{regime}-earlier-{(record.settings_hash or 'unknown')[:6]}"
+    return f"samples_{_slug(record.benchmark)}_{_slug(regime)}.jsonl"
 
 
 def export_lmms_eval(run_dir: Path, out_dir: Path) -> list[Path]:
     """One `samples_<benchmark>_<regime>.jsonl` per pair under `out_dir`; returns the files written."""
+    records = load_run(run_dir)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"--out '{out_dir}' is a file; lmms-eval's format is a folder of JSONL files per task")
+    current = _current_settings(run_dir)
     groups: dict[str, list[str]] = {}
-    for record in load_run(run_dir):
+    for record in records:
         line = lmms_eval_line(record, *question_of(run_dir, record))
-        name = f"samples_{_slug(record.benchmark)}_{_slug(record.regime)}.jsonl"
-        groups.setdefault(name, []).append(json.dumps(line, ensure_ascii=False))
-    out_dir.mkdir(parents=True, exist_ok=True)
+        groups.setdefault(task_file(record, current), []).append(json.dumps(line, ensure_ascii=False))
+    _make_dir(out_dir)
     written = []
     for name, lines in sorted(groups.items()):
         (out_dir / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -86,12 +129,12 @@ def export_lmms_eval(run_dir: Path, out_dir: Path) -> list[Path]:
 
 def export_csv(run_dir: Path, out_file: Path) -> list[Path]:
     """Every record as one CSV row (all SampleRecord fields, plus the question and options)."""
+    records = load_run(run_dir)
     out_file = Path(out_file)
     if out_file.is_dir():
         raise ExportError(f"--out '{out_file}' is a folder; pass the CSV file to write")
-    records = load_run(run_dir)
     fields = [*SampleRecord.model_fields, "question", "options"]
-    out_file.parent.mkdir(parents=True, exist_ok=True)
+    _make_dir(out_file.parent)
     with out_file.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -100,6 +143,14 @@ def export_csv(run_dir: Path, out_file: Path) -> list[Path]:
             row = {k: _cell(v) for k, v in record.model_dump().items()}
             writer.writerow({**row, "question": question, "options": json.dumps(options, ensure_ascii=False)})
     return [out_file]
+
+
+def _make_dir(path: Path) -> None:
+    """A folder to write into; a file in the way is the user's mistake, told in one line."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ExportError(f"cannot create the folder '{path}': a file is in the way ({exc.strerror})") from None
 
 
 def _cell(value):

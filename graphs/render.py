@@ -31,8 +31,12 @@ def print_step(console: Console, index: int, step: Step) -> None:
         where = step.image_id or ""
         if step.region:
             where += " region [" + ", ".join(f"{v:.2f}" for v in step.region) + "]"
+        if step.crop_id:
+            where += f" -> {step.crop_id}"
         what = escape(step.request) if step.request else step.purpose
         console.print(f"[bold magenta][{index}] extract[/] {escape(where)}: {what}, {step.seconds:.2f}s")
+        if step.repairs:
+            console.print(f"  [yellow]region repaired: {escape('; '.join(step.repairs))}[/]")
         if step.error:
             console.print(f"  [red]refused: {escape(step.error)}[/]")
         else:

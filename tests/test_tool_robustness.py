@@ -233,3 +233,17 @@ def test_fuzzed_regions_on_real_perceivers(tiny, tmp_path):
         requests = [PerceiveRequest(images=(fit_aspect(c),), instruction="Describe.", max_new_tokens=2)
                     for c in [*crops[:3], img]]
         assert all(out.output_tokens >= 1 for out in perceiver.perceive(requests)), family
+
+
+def test_the_terminal_shows_crops_and_repairs():
+    from rich.console import Console
+
+    from agent.trace import ExtractStep
+    from graphs.render import print_step
+
+    console = Console(record=True, width=200)
+    print_step(console, 2, ExtractStep(request="the sign", image_id="image_1", region=[0.1, 0.2, 0.3, 0.4],
+                                       crop_id="crop_1", repairs=["corners swapped into [x0, y0, x1, y1] order"],
+                                       output="a red sign"))
+    text = console.export_text()
+    assert "image_1 region [0.10, 0.20, 0.30, 0.40] -> crop_1" in text and "region repaired: corners swapped" in text
