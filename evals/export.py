@@ -9,15 +9,17 @@ lmms_eval/loggers/evaluation_tracker.py, save_results_samples(); tags v0.6.1 and
 lines by `doc_id` and take the first key with "score" in its name, else compare `filtered_resps[0]` to
 `target`.
 
-Choices here: a "task" is one (benchmark, regime) pair, written as `samples_<benchmark>_<regime>.jsonl`
+Choices here: a "task" is one (benchmark, regime) pair, written as `<run>_samples_<benchmark>_<regime>.jsonl`
+(the run folder's name in place of lmms-eval's date, so its tools' `*_samples_*.jsonl` patterns find it)
 in the output folder, so one file never holds two answers to a document. The nesting is that of
 lmms-eval's generate_until files before v0.7 flattened them: `resps` = [[raw output]], `filtered_resps`
 = [extracted letter, or "" when none was found]; every reader of either version accepts it. The metric is
-`exact_match` (1.0 when the letter equals the gold one). `doc` (question, options, categories, gold) is
-kept, which lmms-eval drops on disk; extract-think's own fields (`regime`, `category`, `status`, `method`,
-`extraction_calls`, ...) ride along. The question and options come from each record's trace; a record
-without one gets an empty `input`. Records of earlier settings of a resumed run (run.json's
-`settings_hash`) go to a task of their own, `<regime>-earlier-<hash>`, as in `xthink report`.
+`exact_match` (1.0 when the letter equals the gold one). `doc` (question, options, categories, gold) and
+`arguments` ([input]) are kept, as in lmms-eval's in-memory samples (it drops them on disk);
+extract-think's own fields (`regime`, `category`, `status`, `method`, `extraction_calls`, ...) ride along.
+The question and options come from each record's trace; a record without one gets an empty `input`.
+Records of earlier settings of a resumed run (run.json's `settings_hash`) go to a task of their own,
+`<regime>-earlier-<hash>`, as `xthink report` reports them in rows of their own.
 """
 
 from __future__ import annotations
@@ -78,16 +80,18 @@ def lmms_eval_line(record: SampleRecord, question: str, options: list[str]) -> d
     """One sample in lmms-eval's log_samples layout, plus extract-think's fields."""
     doc = {"question": question, "options": options, "category": record.category,
            "l2_category": record.l2_category, "answer": record.gold}
+    text = format_question(question, options) if question else ""
     return {
         "doc_id": _doc_id(record.sample_id),
         "doc": doc,
         "target": record.gold,
+        "arguments": [text],
         "resps": [[record.raw_output]],
         "filtered_resps": [record.pred or ""],
         "token_counts": [{"output_tokens": record.thinking_tokens + record.visible_tokens,
                           "reasoning_tokens": record.thinking_tokens}],
         "doc_hash": hashlib.sha256(json.dumps(doc, indent=2, ensure_ascii=False).encode()).hexdigest(),
-        "input": format_question(question, options) if question else "",
+        "input": text,
         "exact_match": 1.0 if record.correct else 0.0,
         "regime": record.regime, "benchmark": record.benchmark, "category": record.category,
         "l2_category": record.l2_category, "status": record.status, "error": record.error,
@@ -100,16 +104,17 @@ def _doc_id(sample_id: str) -> int | str:
     return int(sample_id) if sample_id.isdigit() and str(int(sample_id)) == sample_id else sample_id
 
 
-def task_file(record: SampleRecord, current: dict[str, str]) -> str:
-    """`samples_<benchmark>_<regime>.jsonl`; a record of earlier settings than run.json's gets its own task."""
+def task_file(record: SampleRecord, current: dict[str, str], prefix: str) -> str:
+    """`<run>_samples_<benchmark>_<regime>.jsonl` (lmms-eval's `{prefix}_samples_{task}.jsonl`, which its TUI and
+    job scheduler look for); a record of earlier settings than run.json's gets a task of its own."""
     regime = record.regime
     if regime in current and record.settings_hash != current[regime]:
         regime = f"{regime}-earlier-{(record.settings_hash or 'unknown')[:6]}"
-    return f"samples_{_slug(record.benchmark)}_{_slug(regime)}.jsonl"
+    return f"{prefix}_samples_{_slug(record.benchmark)}_{_slug(regime)}.jsonl"
 
 
 def export_lmms_eval(run_dir: Path, out_dir: Path) -> list[Path]:
-    """One `samples_<benchmark>_<regime>.jsonl` per pair under `out_dir`; returns the files written."""
+    """One `<run>_samples_<benchmark>_<regime>.jsonl` per pair under `out_dir`; returns the files written."""
     records = load_run(run_dir)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -118,7 +123,8 @@ def export_lmms_eval(run_dir: Path, out_dir: Path) -> list[Path]:
     groups: dict[str, list[str]] = {}
     for record in records:
         line = lmms_eval_line(record, *question_of(run_dir, record))
-        groups.setdefault(task_file(record, current), []).append(json.dumps(line, ensure_ascii=False))
+        prefix = _slug(Path(run_dir).resolve().name)
+        groups.setdefault(task_file(record, current, prefix), []).append(json.dumps(line, ensure_ascii=False))
     _make_dir(out_dir)
     written = []
     for name, lines in sorted(groups.items()):

@@ -1,4 +1,4 @@
-"""`xthink eval`, `xthink report`, `xthink export`: runs with live per-regime progress; reports and exports of records."""
+"""`xthink eval`, `xthink report`, `xthink export`: runs with live progress; reports and exports of records."""
 
 from __future__ import annotations
 
@@ -216,15 +216,17 @@ def _write_index(dirs: list[Path], target: Path) -> None:
 def export_command(
     run: Path = typer.Argument(..., metavar="RUN", help="a run folder made by xthink eval"),
     fmt: str = typer.Option(..., "--format", help="lmms-eval (its --log_samples JSONL: one "
-                            "samples_<benchmark>_<regime>.jsonl per pair, in a folder) or csv (one row per record)"),
+                            "<run>_samples_<benchmark>_<regime>.jsonl per pair, in a folder) or csv (one row per record)"),
     out: Optional[Path] = typer.Option(None, "--out", help="folder (lmms-eval) or file (csv); default: "
                                        "RUN/export/lmms-eval or RUN/export/records.csv"),
 ) -> None:
     """Write a run's records for other tools: lmms-eval's per-sample logs, or a CSV.
 
-    lmms-eval writes one samples file per task; here each (benchmark, regime) pair is a task, so one file
-    never holds two answers to a document: doc_id, target, resps, filtered_resps (the extracted letter),
-    exact_match, doc_hash, input (question and options), plus regime, category, method, extraction_calls.
+    lmms-eval writes one samples file per task; here a task is a (benchmark,
+    regime) pair, so no file holds two answers to a document. Each line:
+    doc_id, target, resps, filtered_resps (the extracted letter), exact_match,
+    doc_hash, input (question and options), plus regime, category, method,
+    extraction_calls.
     """
     from evals.export import FORMATS, ExportError, export_csv, export_lmms_eval
 

@@ -44,11 +44,11 @@ def read_jsonl(path):
 def test_lmms_eval_log_samples(run, tmp_path):
     out = export(run, "lmms-eval", tmp_path / "lm")
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["samples_mmstar_caption.jsonl", "samples_mmstar_direct.jsonl"]
+    assert files == ["run_samples_mmstar_caption.jsonl", "run_samples_mmstar_direct.jsonl"]
     records = {(r.regime, r.sample_id): r for r in read_records(run)}
     seen = set()
     for name in files:
-        regime = name.removeprefix("samples_mmstar_").removesuffix(".jsonl")
+        regime = name.removeprefix("run_samples_mmstar_").removesuffix(".jsonl")
         for sample in read_jsonl(out / name):
             assert sample["regime"] == regime
             record = records[(regime, str(sample["doc_id"]))]
@@ -62,6 +62,7 @@ def test_lmms_eval_log_samples(run, tmp_path):
             assert sample["doc"]["question"] == QUESTION and len(sample["doc"]["options"]) == 4
             assert sample["input"] == QUESTION + "".join(f"\n{k}. {o}" for k, o in zip("ABCD",
                                                                                        sample["doc"]["options"]))
+            assert sample["arguments"] == [sample["input"]]
             doc_json = json.dumps(sample["doc"], indent=2, ensure_ascii=False).encode()
             assert sample["doc_hash"] == hashlib.sha256(doc_json).hexdigest()
     assert seen == {r.key for r in records.values()} and len(seen) == 6, "every record exported exactly once"
@@ -70,7 +71,7 @@ def test_lmms_eval_log_samples(run, tmp_path):
 def test_a_record_without_its_trace_has_an_empty_input(run, tmp_path):
     copy = shutil.copytree(run, tmp_path / "run")
     shutil.rmtree(copy / "traces")
-    samples = read_jsonl(export(copy, "lmms-eval", tmp_path / "lm") / "samples_mmstar_direct.jsonl")
+    samples = read_jsonl(export(copy, "lmms-eval", tmp_path / "lm") / "run_samples_mmstar_direct.jsonl")
     assert len(samples) == 3
     assert all(s["input"] == "" and s["doc"]["question"] == "" and s["doc"]["options"] == [] for s in samples)
 
@@ -83,11 +84,12 @@ def test_records_of_earlier_settings_get_a_task_of_their_own(run, tmp_path):
     with (copy / "records.jsonl").open("a") as handle:
         handle.write(earlier.model_dump_json() + "\n")
     out = export(copy, "lmms-eval", tmp_path / "lm")
-    assert sorted(p.name for p in out.iterdir()) == ["samples_mmstar_caption.jsonl", "samples_mmstar_direct-earlier"
-                                                     "-abcdef.jsonl", "samples_mmstar_direct.jsonl"]
-    (line,) = read_jsonl(out / "samples_mmstar_direct-earlier-abcdef.jsonl")
+    assert sorted(p.name for p in out.iterdir()) == ["run_samples_mmstar_caption.jsonl",
+                                                     "run_samples_mmstar_direct-earlier-abcdef.jsonl",
+                                                     "run_samples_mmstar_direct.jsonl"]
+    (line,) = read_jsonl(out / "run_samples_mmstar_direct-earlier-abcdef.jsonl")
     assert str(line["doc_id"]) == old.sample_id and line["exact_match"] == (1.0 if earlier.correct else 0.0)
-    assert len(read_jsonl(out / "samples_mmstar_direct.jsonl")) == 3
+    assert len(read_jsonl(out / "run_samples_mmstar_direct.jsonl")) == 3
 
 
 def test_csv(run, tmp_path):

@@ -82,4 +82,4 @@ def test_view_example(workdir):
     for page in ("demo.html", "run.html", "view-run/report/index.html", "trace.html"):
         assert (workdir / "tiny" / page).stat().st_size > 10_000, page
     exported = sorted(p.name for p in (workdir / "tiny" / "view-run" / "export" / "lmms-eval").iterdir())
-    assert exported == ["samples_mmstar_direct.jsonl", "samples_mmstar_iterative.jsonl"]
+    assert exported == ["view-run_samples_mmstar_direct.jsonl", "view-run_samples_mmstar_iterative.jsonl"]
