@@ -102,7 +102,9 @@ def extract(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     ctx = runtime.context
     left = state.get("extractions_left", 0)
     spent_before = left == 0
-    checked = [_check(call, state) for call in _written_order(state)]
+    images = {image.id: (image.width, image.height) for image in state["images"]}
+    known_crops = {crop.id: crop for crop in state.get("crops", [])}
+    checked = [_check(call, images, known_crops) for call in _written_order(state)]
     charged = _charge(checked, left)
     crops = list(state.get("crops", []))
     new_crops: list[CropInfo] = []
@@ -152,13 +154,11 @@ def _written_order(state: AgentState) -> list[ToolCall | ToolCallError]:
 def _position(item: ToolCall | ToolCallError) -> int:
     return item.index
 
-def _check(item: ToolCall | ToolCallError, state: AgentState) -> _Checked:
+def _check(item: ToolCall | ToolCallError, images: dict[str, tuple[int, int]], crops: dict[str, CropInfo]) -> _Checked:
     if isinstance(item, ToolCallError):
         return _Checked(call=None, error=item.error)
     if item.name != "extract":
         return _Checked(call=item, error=f"unknown tool '{item.name[:60]}'; the only tool is 'extract'")
-    images = {image.id: (image.width, image.height) for image in state["images"]}
-    crops = {crop.id: crop for crop in state.get("crops", [])}
     args = validate_extract_args(item.arguments, [*images, *crops])
     if not isinstance(args, ExtractArgs):
         return _Checked(call=item, error=args)
@@ -182,9 +182,10 @@ def _register_crop(step: ExtractStep, state: AgentState, number: int) -> CropInf
                     width=max(1, round((x1 - x0) * width)), height=max(1, round((y1 - y0) * height)))
 
 
+MAX_TRACE_REQUEST = 500  # a refused call's request is kept in the trace up to this length
+
+
 def _request_text(call: ToolCall) -> str | None:
     request = call.arguments.get("request") if isinstance(call.arguments, dict) else None
     return request[:MAX_TRACE_REQUEST] if isinstance(request, str) and request.strip() else None
 
-
-MAX_TRACE_REQUEST = 500

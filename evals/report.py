@@ -57,7 +57,7 @@ def build_report(run_dirs: list[Path], seed: int = 0) -> Report:
         label = name if several else None
         records: list[SampleRecord] = []
         for run_dir in dirs:
-            records.extend(_current_labels(read_records(run_dir), _manifest(run_dir), report.notes, run_dir))
+            records.extend(run_records(run_dir, report.notes))
             report.runs.append(str(run_dir))
         records = _dedupe(records)
         report.notes.extend(_shard_notes(name, dirs))
@@ -70,6 +70,12 @@ def build_report(run_dirs: list[Path], seed: int = 0) -> Report:
             own = [r for r in records if r.trace and (run_dir / r.trace).exists()]
             report.traces.extend(_trace_rows(own, run_dir, label))
     return report
+
+
+def run_records(run_dir: Path, notes: list[str]) -> list[SampleRecord]:
+    """A run folder's records as every report shows them: one per sample and settings, earlier settings
+    under regime labels of their own (why: see `_current_labels`)."""
+    return _dedupe(_current_labels(read_records(run_dir), _manifest(run_dir), notes, run_dir))
 
 
 def _manifest(run_dir: Path) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from evals.report import Report
 from evals.viewer_data import PageData, load_page
 
 
@@ -21,9 +22,9 @@ def render(page: PageData) -> str:
             .replace("/*DATA*/", data))  # fmt: skip
 
 
-def write_page(paths: list[Path], out: Path) -> Path:
+def write_page(paths: list[Path], out: Path, report: Report | None = None, plots_dir: Path | None = None) -> Path:
     """Render the page for `paths` (see viewer_data.load_page) into `out`."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(load_page(paths)), encoding="utf-8")
+    out.write_text(render(load_page(paths, report, plots_dir)), encoding="utf-8")
     return out

@@ -20,8 +20,8 @@ from PIL import Image
 
 from agent.trace import Result
 from evals.records import SampleRecord
-from evals.report import build_report
-from evals.store import read_records, safe_name
+from evals.report import Report, build_report, run_records
+from evals.store import safe_name
 
 IMAGE_SIDE = 768  # longest side of an embedded image, in pixels
 IMAGE_BYTES = 120_000  # at most this many JPEG bytes per image (smaller sides and lower quality until it fits)
@@ -51,8 +51,12 @@ class PageData:
         return json.dumps(self.__dict__, separators=(",", ":"), default=str)
 
 
-def load_page(paths: list[Path]) -> PageData:
-    """A Result JSON file (one answer), one run folder, or two or more run folders to compare."""
+def load_page(paths: list[Path], report: Report | None = None, plots_dir: Path | None = None) -> PageData:
+    """A Result JSON file (one answer), one run folder, or two or more run folders to compare.
+
+    `report` and `plots_dir` pass what `xthink report`/`eval` just built and wrote for these folders, so
+    the page does not compute the tables and draw the plots a second time.
+    """
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.exists():
@@ -63,7 +67,7 @@ def load_page(paths: list[Path]) -> PageData:
         if not (path.is_dir() and (path / "records.jsonl").exists()):
             raise ViewError(f"'{path}' is not a run folder (no records.jsonl); pass folders made by xthink eval, "
                             "or one trace JSON")
-    return run_page(paths)
+    return run_page(paths, report, plots_dir)
 
 
 def answer_page(path: Path) -> PageData:
@@ -90,11 +94,11 @@ def _answer_result(result: Result, trace_id: str) -> dict:
                 1 for s in result.steps if s.kind == "extract" and s.error), "trace": trace_id}
 
 
-def run_page(run_dirs: list[Path]) -> PageData:
+def run_page(run_dirs: list[Path], report: Report | None = None, plots_dir: Path | None = None) -> PageData:
     names = _run_names(run_dirs)
     mode = "compare" if len(run_dirs) > 1 else "run"
     page = PageData(mode=mode, title=" vs ".join(names), runs=names)
-    records = {name: _latest(read_records(d)) for name, d in zip(names, run_dirs)}
+    records = {name: run_records(d, page.notes) for name, d in zip(names, run_dirs)}
     page.regimes = sorted({r.regime for recs in records.values() for r in recs}, key=_regime_order)
     keys = sorted({(r.benchmark, r.sample_id) for recs in records.values() for r in recs})
     images = Images(page, budget_images=len(keys))
@@ -115,7 +119,7 @@ def run_page(run_dirs: list[Path]) -> PageData:
                 page.traces[trace_id] = slim_trace(result)
             items[key]["results"][f"{name}|{record.regime}"] = _record_result(record, trace_id)
     page.items = [items[k] for k in sorted(keys, key=_natural)]
-    page.summary = _summary(run_dirs)
+    page.summary = _summary(run_dirs, report, plots_dir)
     return page
 
 
@@ -128,15 +132,6 @@ def _natural(key: tuple[str, str]) -> tuple:
 def _run_names(run_dirs: list[Path]) -> list[str]:
     names = [d.resolve().name or str(d) for d in run_dirs]
     return names if len(set(names)) == len(names) else [f"{i + 1}:{n}" for i, n in enumerate(names)]
-
-
-def _latest(records: list[SampleRecord]) -> list[SampleRecord]:
-    """One record per (regime, benchmark, sample): a scored one over an error, else the last written."""
-    seen: dict[str, SampleRecord] = {}
-    for r in records:
-        if r.key not in seen or r.scored or not seen[r.key].scored:
-            seen[r.key] = r
-    return list(seen.values())
 
 
 def _regime_order(regime: str) -> tuple[int, str]:
@@ -188,21 +183,23 @@ def slim_trace(result: Result) -> dict:
             "extraction_calls": result.extraction_calls, "budget_spent": result.budget_spent}
 
 
-def _summary(run_dirs: list[Path]) -> dict:
+def _summary(run_dirs: list[Path], report: Report | None, plots_dir: Path | None) -> dict:
     """The report's tables and plots, exactly as `xthink report` computes them for these folders."""
     import tempfile
 
     from evals.report import write_report
 
-    report = build_report(list(run_dirs))
-    plots: list[str] = []
-    if not report.table:  # the plots draw the paper's table; a high-resolution-only run has none
-        return _tables(report, plots)
-    with tempfile.TemporaryDirectory() as tmp:
-        for written in write_report(report, Path(tmp)):
-            if written.suffix == ".png":
-                plots.append("data:image/png;base64," + base64.b64encode(written.read_bytes()).decode())
-    return _tables(report, plots)
+    if report is None or plots_dir is None:
+        report = report or build_report(list(run_dirs))
+        if report.table:  # the plots draw the paper's table; a high-resolution-only run has none
+            with tempfile.TemporaryDirectory() as tmp:
+                return _tables(report, _plots(p for p in write_report(report, Path(tmp)) if p.suffix == ".png"))
+        return _tables(report, [])
+    return _tables(report, _plots(sorted(Path(plots_dir).glob("*.png"))) if report.table else [])
+
+
+def _plots(paths) -> list[str]:
+    return ["data:image/png;base64," + base64.b64encode(path.read_bytes()).decode() for path in paths]
 
 
 def _tables(report, plots: list[str]) -> dict:

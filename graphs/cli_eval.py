@@ -199,24 +199,25 @@ def report_command(
         _fail(f"--out '{target}' is a file; pass a folder for the report files", EXIT_INPUT)
     if target is not None:
         write_report(report, target)
-        _write_index(list(dirs), target)
+        _write_index(list(dirs), target, report)
     if json_out:
         sys.stdout.write(json.dumps(report.json_rows(), indent=2) + "\n")
     else:
         Console().print(to_markdown(report), markup=False, highlight=False)
 
 
-def _write_index(dirs: list[Path], target: Path) -> None:
-    """`report/index.html`: the run's page (xthink view), next to the tables."""
+def _write_index(dirs: list[Path], target: Path, report) -> None:
+    """`report/index.html`: the run's page (xthink view), next to the tables and plots just written."""
     from evals.viewer import write_page
 
-    write_page(dirs, target / "index.html")
+    write_page(dirs, target / "index.html", report=report, plots_dir=target)
 
 
 def export_command(
     run: Path = typer.Argument(..., metavar="RUN", help="a run folder made by xthink eval"),
     fmt: str = typer.Option(..., "--format", help="lmms-eval (its --log_samples JSONL: one "
-                            "<run>_samples_<benchmark>_<regime>.jsonl per pair, in a folder) or csv (one row per record)"),
+                            "<run>_samples_<benchmark>_<regime>.jsonl per pair, in a folder) or csv (one row per "
+                            "record)"),
     out: Optional[Path] = typer.Option(None, "--out", help="folder (lmms-eval) or file (csv); default: "
                                        "RUN/export/lmms-eval or RUN/export/records.csv"),
 ) -> None:

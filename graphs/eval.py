@@ -69,7 +69,7 @@ def report(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
 
     out = runtime.context.store.root / "report"
     write_report(state["report"], out)
-    write_page([runtime.context.store.root], out / "index.html")
+    write_page([runtime.context.store.root], out / "index.html", report=state["report"], plots_dir=out)
     return {"report_dir": str(out)}
 
 

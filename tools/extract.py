@@ -117,7 +117,7 @@ def run_extraction(
     request_ = PerceiveRequest(images=(fit_aspect(image),), instruction=instruction, image_key=key,
                                max_new_tokens=max_new_tokens)
     out = perceiver.perceive([request_])[0]
-    box = None if region is None else [round(v, 6) for v in region]
+    box = _rounded(region)
     return ExtractStep(
         purpose=purpose, request=request, instruction=instruction, image_id=image_id, region=box,
         source_image=image_id, source_region=box, output=out.text, prompt_tokens=out.prompt_tokens,
