@@ -29,6 +29,7 @@
     return node;
   };
   const fmt = (v) => (v === null || v === undefined ? "" : typeof v === "number" && !Number.isInteger(v) ? v.toFixed(1) : String(v));
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
   const label = (col) => (DATA.mode === "compare" ? col.replace("|", " · ") : col.split("|")[1]);
 
   function init() {
@@ -164,8 +165,8 @@
       : r.correct === null ? el("span", { class: "mark", text: "·" })
       : el("span", { class: "mark " + (r.correct ? "ok" : "bad"), text: r.correct ? "✓" : "✗" });
     return el("td", { class: "res" }, mark, " ", r.pred || (r.status !== "ok" ? "failed" : "–"),
-      el("span", { class: "small", text: ` · ${r.calls} calls · ${r.tokens} tok · ${fmt(r.seconds)}s` }),
-      r.tool_errors ? el("span", { class: "pill bad", text: `${r.tool_errors} bad calls` }) : null,
+      el("span", { class: "small", text: `${plural(r.calls, "call")} · ${r.tokens} tok · ${fmt(r.seconds)}s` }),
+      r.tool_errors ? el("span", { class: "pill bad", text: plural(r.tool_errors, "bad call") }) : null,
       r.budget_spent ? el("span", { class: "pill warn", text: "budget spent" }) : null);
   }
 
@@ -235,7 +236,7 @@
       : r.correct === null ? null : el("span", { class: "pill " + (r.correct ? "" : "bad"), text: r.correct ? "right" : "wrong" });
     const head = el("div", { class: "trace-head" }, el("b", { text: label(col) || (trace && trace.mode) || "" }),
       el("span", { text: "answer: " + (r.pred || (trace && trace.answer) || "none") }), verdict,
-      el("span", { class: "small", text: `${r.calls} extraction calls · ${r.tokens} tokens · ${fmt(r.seconds)}s` }),
+      el("span", { class: "small", text: `${plural(r.calls, "extraction call")} · ${r.tokens} tokens · ${fmt(r.seconds)}s` }),
       r.budget_spent ? el("span", { class: "pill warn", text: "budget spent" }) : null);
     const column = el("div", { class: "trace", "data-col": col }, head);
     if (r.error) column.append(el("p", { class: "refused", text: "error: " + r.error }));
