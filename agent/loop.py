@@ -16,7 +16,9 @@ from typing import Literal
 
 from langgraph.runtime import Runtime
 
-from agent import prompts
+from agent import prompts, review
+from agent.context import live_context
+from agent.live import token_relay
 from agent.nodes import reason_record
 from agent.parsing import ToolCall, ToolCallError
 from agent.state import AgentContext, AgentState
@@ -27,21 +29,29 @@ from tools.extract import CropInfo, ExtractArgs, Target, extract_safely, resolve
 
 def start(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Open the conversation: the tool-use system prompt, then the question with the images listed
-    (and a generic first look at each image when the context asks for one)."""
-    ctx = runtime.context
+    (and a generic first look at each image when the context asks for one). In a conversation that already
+    has a history, the new question (and any new images) is appended instead: earlier extractions stay."""
+    ctx = live_context(runtime, state)
+    budget = {"extractions_left": ctx.max_extractions, "refused_after_budget": False,
+              "seen_images": [image.id for image in state["images"]]}  # fmt: skip
+    if state.get("history"):
+        seen = set(state.get("seen_images") or [])
+        new = [(image.id, image.width, image.height) for image in state["images"] if image.id not in seen]
+        user = prompts.followup_user_prompt(state["question"], state.get("options"), new, ctx.settings.thinking,
+                                            ctx.max_extractions)  # fmt: skip
+        return {"history": [Message("user", user)], "steps": [], **budget}
     images = [(image.id, image.width, image.height) for image in state["images"]]
     steps = _first_look(state, ctx) if ctx.first_look == "caption" else []
     looks = {s.image_id: s.output for s in steps if s.error is None}
     user = prompts.iterative_user_prompt(state["question"], state.get("options"), images, ctx.settings.thinking,
                                          first_look=looks or None)  # fmt: skip
     return {
-        "messages": [
+        "history": [
             Message("system", prompts.ITERATIVE_SYSTEM.format(budget=ctx.max_extractions)),
             Message("user", user),
         ],
         "steps": steps,
-        "extractions_left": ctx.max_extractions,
-        "refused_after_budget": False,
+        **budget,
     }
 
 
@@ -55,21 +65,22 @@ def _first_look(state: AgentState, ctx: AgentContext) -> list[ExtractStep]:
 
 def reason(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """One reasoner turn; tools (and the system prompt offering them) only while the budget lasts."""
-    ctx = runtime.context
+    ctx = live_context(runtime, state)
     left = state.get("extractions_left", 0)
-    messages = list(state["messages"])
+    messages = list(state["history"])
     if left > 0:
         tools = (prompts.extract_tool_schema([image.id for image in state["images"]]),)
     else:
         tools = ()
         messages[0] = Message("system", prompts.ITERATIVE_FINAL_SYSTEM)
-    request = ReasonRequest(messages=tuple(messages), settings=ctx.settings, tools=tools)
+    request = ReasonRequest(messages=tuple(messages), settings=ctx.settings, tools=tools,
+                            on_text=token_relay("reason", ctx.settings.thinking))
     out = ctx.reasoner.reason([request])[0]
     # Malformed blocks stay in the history as written, so the error message that follows makes sense.
     broken = "".join(f"\n<tool_call>\n{e.raw}\n</tool_call>" for e in out.tool_errors)
     message = Message("assistant", (out.text + broken).strip(), tuple(out.tool_calls), reasoning=out.thinking)
     return {
-        "messages": [message],
+        "history": [message],
         "steps": [reason_record(out, "iterate")],
         "pending_calls": out.tool_calls,
         "pending_errors": out.tool_errors,
@@ -95,17 +106,22 @@ class _Checked:
     args: ExtractArgs | None = None
     target: Target | None = None
     error: str | None = None
+    review: str | None = None  # interrupt_before_extract: approved, edited or refused
+    refusal: str | None = None  # the application's reason, when refused
 
 
 def extract(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Answer every pending tool call with a tool message: a description, or an error to correct."""
-    ctx = runtime.context
+    ctx = live_context(runtime, state)
     left = state.get("extractions_left", 0)
     spent_before = left == 0
     images = {image.id: (image.width, image.height) for image in state["images"]}
     known_crops = {crop.id: crop for crop in state.get("crops", [])}
     checked = [_check(call, images, known_crops) for call in _written_order(state)]
     charged = _charge(checked, left)
+    if ctx.interrupt_before_extract:
+        checked = [_reviewed(item, images, known_crops, left) if i in charged and item.error is None else item
+                   for i, item in enumerate(checked)]  # fmt: skip
     crops = list(state.get("crops", []))
     new_crops: list[CropInfo] = []
     replies: list[Message] = []
@@ -120,14 +136,21 @@ def extract(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
             if item.call is not None:  # parse errors are already in the reasoner's step
                 steps.append(ExtractStep(request=_request_text(item.call), error=item.error))
             continue
+        if item.refusal is not None:
+            replies.append(Message("tool", prompts.refused(item.refusal), tool_call_id=call_id))
+            steps.append(ExtractStep(request=item.args.request, error="refused by the application", review="refused"))
+            continue
         step = extract_safely(ctx.perceiver, ctx.store, item.target, item.args.request,
                               max_new_tokens=ctx.perceiver_max_new_tokens)  # fmt: skip
+        step = step.model_copy(update={"review": item.review}) if item.review else step
         reply = prompts.tool_error(step.error) if step.error else step.output
         if step.error is None and step.region is not None:
             crop = _register_crop(step, state, len(crops) + len(new_crops) + 1)
             new_crops.append(crop)
             step = step.model_copy(update={"crop_id": crop.id})
             reply = prompts.zoom_note(crop.id, step.image_id, step.region, step.repairs) + "\n" + reply
+        if item.review == "edited":
+            reply = prompts.edited_note(item.args.request) + "\n" + reply
         replies.append(Message("tool", reply, tool_call_id=call_id))
         steps.append(step)
     left -= len(charged)
@@ -135,7 +158,7 @@ def extract(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         last = replies[-1]
         replies[-1] = Message("tool", f"{last.content}\n\n{prompts.BUDGET_SPENT}", tool_call_id=last.tool_call_id)
     return {
-        "messages": replies,
+        "history": replies,
         "steps": steps,
         "crops": new_crops,
         "extractions_left": left,
@@ -166,6 +189,19 @@ def _check(item: ToolCall | ToolCallError, images: dict[str, tuple[int, int]], c
     if isinstance(target, str):
         return _Checked(call=item, args=args, error=target)
     return _Checked(call=item, args=args, target=target)
+
+
+def _reviewed(item: _Checked, images, crops, left: int) -> _Checked:
+    """Ask the application about one call; an edited call is checked again like a written one."""
+    decision = review.ask(item.call, left)
+    if decision.action == "refuse":
+        return _Checked(call=item.call, args=item.args, review="refused", refusal=decision.reason)
+    if decision.action == "approve":
+        return _Checked(call=item.call, args=item.args, target=item.target, review="approved")
+    edited = ToolCall(id=item.call.id, name=item.call.name, arguments=decision.arguments, index=item.call.index)
+    checked = _check(edited, images, crops)
+    checked.review = "edited"
+    return checked
 
 
 def _charge(checked: list[_Checked], left: int) -> set[int]:

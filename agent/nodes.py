@@ -11,6 +11,8 @@ from typing import Literal
 from langgraph.runtime import Runtime
 
 from agent import prompts
+from agent.context import live_context
+from agent.live import token_relay
 from agent.parsing import extract_answer, split_thinking
 from agent.state import AgentContext, AgentState
 from agent.trace import ExtractStep, ReasonStep, ToolCallRecord
@@ -43,7 +45,7 @@ def route_start(state: AgentState) -> Literal["observe", "perceive"]:
 
 def observe(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """The reasoner writes the 'contents to observe' request (Prism-style few-shot, thinking off)."""
-    ctx = runtime.context
+    ctx = live_context(runtime, state)
     settings = ctx.settings.paper(
         thinking=False,
         greedy=ctx.settings.greedy,
@@ -57,7 +59,7 @@ def observe(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
 
 def perceive(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """One extraction per image: with the request (Extract+Think) or the generic instruction (Caption+Think)."""
-    ctx = runtime.context
+    ctx = live_context(runtime, state)
     request = state.get("request") or None
     purpose = "extract" if request else "caption"
     steps = [
@@ -75,17 +77,18 @@ def perceive(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
 
 def think(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """The reasoner answers from the description with the paper's reasoning prompt."""
-    ctx = runtime.context
+    ctx = live_context(runtime, state)
     prompt = prompts.reasoning_prompt(
         state.get("description", ""), state["question"], state.get("options"), ctx.settings.thinking
     )
-    out = ctx.reasoner.reason([ReasonRequest(messages=(Message("user", prompt),), settings=ctx.settings)])[0]
+    relay = token_relay("think", ctx.settings.thinking)
+    out = ctx.reasoner.reason([ReasonRequest(messages=(Message("user", prompt),), settings=ctx.settings, on_text=relay)])[0]
     return {"final_output": out.raw, "final_text": out.text, "steps": [reason_record(out, "answer")]}
 
 
 def direct(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """The end-to-end baseline: the VLM sees the images and the question and answers itself."""
-    ctx = runtime.context
+    ctx = live_context(runtime, state)
     instruction = prompts.direct_prompt(state["question"], state.get("options"))
     images = tuple(fit_aspect(ctx.store.get(image.id)) for image in state["images"])
     key = "+".join(ctx.store.ref(image.id).fingerprint for image in state["images"])  # shares the images' cache

@@ -148,11 +148,32 @@ def iterative_user_prompt(
     return f"Images: {listing}\n{look}Question: {format_question(question, options)}\n{post_prompt(options, thinking)}"
 
 
+def followup_user_prompt(
+    question: str, options: list[str] | None, new_images: list[tuple[str, int, int]], thinking: bool, budget: int
+) -> str:
+    """A later question in the same conversation: new images (if any), the question, a fresh budget."""
+    listing = ", ".join(f"{image_id} ({w}x{h})" for image_id, w, h in new_images)
+    added = f"New images: {listing}\n" if new_images else ""
+    return (f"{added}Follow-up question: {format_question(question, options)}\n"
+            f"You have {budget} new extraction calls for it.\n{post_prompt(options, thinking)}")  # fmt: skip
+
+
 BUDGET_SPENT = (
     "You have no extraction calls left. Answer now from the descriptions you have, "
     'with the final answer on the last line in the format of "Answer:".'
 )
 NOT_RUN = "Not run: no extraction calls were left for this call."
+
+
+def refused(reason: str) -> str:
+    """The reply to a call the application refused (interrupt_before_extract)."""
+    because = f" Reason: {reason.strip()}" if reason.strip() else ""
+    return f"Not run: the user declined this extraction.{because} Answer from what you have, or ask differently."
+
+
+def edited_note(request: str) -> str:
+    """Said before the description of a call the application edited before it ran."""
+    return f"(The user changed this request to: {request})"
 
 
 def tool_error(error: str) -> str:

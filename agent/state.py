@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, TypedDict
 
 from agent.parsing import ToolCall, ToolCallError
+from agent.settings import DEFAULT_MAX_EXTRACTIONS
 from agent.trace import ImageInfo, Step
 from tools.backends.base import Message, Perceiver, Reasoner, SamplingSettings
 from tools.extract import CropInfo
 from tools.images import ImageStore
-
-DEFAULT_MAX_EXTRACTIONS = 4
 
 
 class AgentState(TypedDict, total=False):
@@ -27,12 +26,15 @@ class AgentState(TypedDict, total=False):
     images: list[ImageInfo]
     # Caller (precomputed) or the `observe` node: the "contents to observe" request.
     request: str | None
-    # `start` and `reason`/`extract` nodes (iterative): the reasoner's chat history.
-    messages: Annotated[list[Message], operator.add]
+    # `start` and `reason`/`extract` nodes (iterative): the reasoner's chat history (kept across the turns
+    # of a conversation, so a follow-up question sees every earlier extraction).
+    history: Annotated[list[Message], operator.add]
     # Every node that calls a model appends its step.
     steps: Annotated[list[Step], operator.add]
     # `start` sets it to the budget; `extract` counts it down (refused calls count too).
     extractions_left: int
+    # `start`: the image ids the reasoner has been told about (a follow-up lists only new ones).
+    seen_images: list[str]
     # `reason`: the last turn's tool calls, consumed by `extract`.
     pending_calls: list[ToolCall]
     pending_errors: list[ToolCallError]
@@ -49,7 +51,8 @@ class AgentState(TypedDict, total=False):
 
 @dataclass
 class AgentContext:
-    """Runtime objects for one run, passed as LangGraph's `context`."""
+    """Runtime objects for one run. The Python API passes one as LangGraph's `context`; a server passes JSON
+    (agent/settings.py: RunContext) and agent/context.py builds one from it."""
 
     reasoner: Reasoner | None
     perceiver: Perceiver
@@ -59,3 +62,5 @@ class AgentContext:
     perceiver_max_new_tokens: int = 1024
     observe_max_new_tokens: int = 128
     first_look: str = "none"  # iterative: "caption" gives the reasoner a generic description before its first turn
+    interrupt_before_extract: bool = False  # iterative: pause before each extraction (LangGraph `interrupt`)
+    mode: str = "iterative"  # the assistant graph's regime

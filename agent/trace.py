@@ -8,7 +8,7 @@ whenever a field changes meaning.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -69,9 +69,12 @@ class ExtractStep(BaseModel):
     seconds: float = 0.0
     cached_tokens: int = Field(0, description="prompt tokens (image tokens included) reused from an earlier call")
     error: str | None = None
+    review: Literal["approved", "edited", "refused"] | None = Field(
+        None, description="interrupt_before_extract: what the application decided before the call ran"
+    )
 
 
-Step = Annotated[Union[ReasonStep, ExtractStep], Field(discriminator="kind")]
+Step = Annotated[ReasonStep | ExtractStep, Field(discriminator="kind")]
 
 
 class ImageInfo(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -34,7 +34,7 @@ class BenchSpec:
     path: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "BenchSpec":
+    def parse(cls, text: str) -> BenchSpec:
         """`NAME` (from the hub) or `NAME=PATH` (a local file or folder)."""
         name, _, path = text.partition("=")
         get_benchmark(name)
@@ -82,7 +82,7 @@ def in_shard(benchmark: str, sample_id: str, shard: tuple[int, int] | None) -> b
 
 def settings_hash(plan: EvalPlan, regime: str) -> str:
     """What makes a record: the models and every setting its regime uses (direct needs no reasoner)."""
-    settings = asdict(regime_settings(plan.settings, regime))
+    settings = regime_settings(plan.settings, regime).as_dict()
     made_by = {"perceiver": plan.perceiver, "prompts_version": PROMPTS_VERSION}
     if regime == "direct":
         made_by["settings"] = {k: settings[k] for k in ("perceiver_max_new_tokens", "max_pixels")}
@@ -247,7 +247,7 @@ def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:
         "reasoner": plan.reasoner if plan.modes != ["direct"] else None,
         "perceiver": plan.perceiver,
         "modes": sorted(plan.modes),
-        "settings": asdict(plan.settings),
+        "settings": plan.settings.as_dict(),
         "prompts_version": PROMPTS_VERSION,
         "benchmarks": {name: {"source": rows.source, "content_hash": rows.content_hash} for name, rows in loaded.items()},
         "split": plan.split,

@@ -6,70 +6,37 @@ Backends are created when the object is (cheap) and load their models on first u
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
-from agent.nodes import answer_of
-from agent.state import DEFAULT_MAX_EXTRACTIONS, AgentContext
-from agent.trace import MODES, ExtractStep, ImageInfo, Result, Step
-from graphs import iterative, single
-from tools.backends.base import Perceiver, Reasoner, SamplingSettings
-from tools.backends.factory import make_perceiver, make_reasoner
+from agent.result import build_result
+from agent.settings import (  # noqa: F401  (re-exported: the public API names)
+    DEFAULT_PERCEIVER,
+    DEFAULT_REASONER,
+    PAIRS,
+    AskOptions,
+    InputError,
+    resolve_models,
+    validate_question,
+)
+from agent.state import AgentContext
+from agent.trace import ImageInfo, Result, Step
+from graphs import assistant, iterative, single
+from graphs.conversation import (
+    ChatTurn,
+    Token,
+    TurnSettings,
+    memory_checkpointer,
+    resume_input,
+    run_turn,
+    user_message,
+)
+from tools.backends.base import Perceiver, Reasoner
+from tools.backends.registry import shared_perceiver, shared_reasoner
 from tools.backends.loading import Placement
 from tools.backends.options import EngineOptions
-from tools.images import DEFAULT_MAX_PIXELS, ImageStore
-
-# The paper's pairs: (reasoner, perceiver). The perceivers are the authors' extraction checkpoints, converted
-# from LLaVA-NeXT format into transformers format on first use (tools/convert.py).
-PAIRS = {
-    "small": ("Qwen/Qwen3-1.7B", "markendo/llava-extract-qwen3-0.6B"),
-    "large": ("Qwen/Qwen3-4B", "markendo/llava-extract-qwen3-1.7B"),
-}
-DEFAULT_REASONER, DEFAULT_PERCEIVER = PAIRS["small"]
-
-
-def resolve_models(pair: str | None, reasoner: str | None, perceiver: str | None) -> tuple[str, str]:
-    """--reasoner/--perceiver win over --pair, which wins over the default (small) pair."""
-    if pair is not None and pair not in PAIRS:
-        raise InputError(f"unknown pair '{pair}'; choose one of {', '.join(PAIRS)}")
-    base_reasoner, base_perceiver = PAIRS[pair or "small"]
-    return reasoner or base_reasoner, perceiver or base_perceiver
-MAX_OPTIONS = 26
-FIRST_LOOKS = ("none", "caption")
-
-
-class InputError(ValueError):
-    """The question, options or mode given by the user cannot be used; the message says why."""
-
-
-@dataclass
-class AskOptions:
-    """Per-run knobs with the paper's defaults."""
-
-    max_extractions: int = DEFAULT_MAX_EXTRACTIONS
-    thinking: bool = True
-    greedy: bool = False
-    seed: int | None = None
-    thinking_budget: int | None = 4096
-    max_new_tokens: int | None = None
-    no_wait: bool = False
-    perceiver_max_new_tokens: int = 1024
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    first_look: str = "none"  # iterative: "caption" = a generic description before the first turn
-
-    def __post_init__(self):
-        if self.first_look not in FIRST_LOOKS:
-            raise InputError(f"unknown first look '{self.first_look}'; choose one of {', '.join(FIRST_LOOKS)}")
-
-    def sampling(self) -> SamplingSettings:
-        overrides = {"greedy": self.greedy, "seed": self.seed, "no_wait": self.no_wait}
-        overrides["thinking_budget"] = self.thinking_budget if self.thinking else None
-        if self.max_new_tokens is not None:
-            overrides["max_new_tokens"] = self.max_new_tokens
-        return SamplingSettings.paper(thinking=self.thinking, **overrides)
+from tools.images import ImageStore
 
 
 class ExtractThink:
@@ -82,12 +49,19 @@ class ExtractThink:
         device: str = "auto",
         dtype: str = "auto",
         engine: EngineOptions | None = None,
+        checkpointer=None,
     ):
-        """`engine` sets batching, KV-cache sizes, HTTP in-flight caps and vLLM memory shares."""
+        """`engine` sets batching, KV-cache sizes, HTTP in-flight caps and vLLM memory shares. Models named by
+        string come from the process-wide registry: two ExtractThinks (or a server's runs) naming the same
+        model share one backend, its batches and its caches. `checkpointer` keeps conversations (`chat`):
+        in memory by default, `sqlite_checkpointer(path)` to keep them on disk."""
         placement = Placement(device=device, dtype=dtype)
         engine = engine or EngineOptions()
-        self.reasoner = make_reasoner(reasoner, placement, engine) if isinstance(reasoner, str) else reasoner
-        self.perceiver = make_perceiver(perceiver, placement, engine) if isinstance(perceiver, str) else perceiver
+        self.reasoner = shared_reasoner(reasoner, placement, engine) if isinstance(reasoner, str) else reasoner
+        self.perceiver = shared_perceiver(perceiver, placement, engine) if isinstance(perceiver, str) else perceiver
+        self.checkpointer = checkpointer
+        self._graph = None
+        self._turns: dict[str, TurnSettings] = {}
 
     def ask(self, question: str, images: Sequence[str | Path], options: Sequence[str] | None = None,
             mode: str = "iterative", request: str | None = None, settings: AskOptions | None = None) -> Result:
@@ -119,7 +93,7 @@ class ExtractThink:
             first_look=settings.first_look,
         )
         infos = [ImageInfo(id=r.id, path=r.path, width=r.width, height=r.height) for r in refs]
-        state = {"question": question, "options": opts, "images": infos, "steps": [], "messages": [],
+        state = {"question": question, "options": opts, "images": infos, "steps": [], "history": [],
                  "request": request if mode == "extract" else None}
         graph, limit = graph_for(mode, settings.max_extractions)
         self.prepare(mode)
@@ -132,7 +106,41 @@ class ExtractThink:
                 continue
             for update in chunk.values():
                 yield from (update or {}).get("steps", [])
-        yield self._result(mode, question, opts, infos, final, time.perf_counter() - started)
+        final = {**final, "question": question, "options": opts, "images": infos}
+        yield build_result(mode, final, final.get("steps", []), self.reasoner.name, self.perceiver.name,
+                           time.perf_counter() - started)
+
+    def chat(self, message: str, images: Sequence[str | Path] = (), thread_id: str = "default",
+             mode: str = "iterative", settings: AskOptions | None = None,
+             interrupt_before_extract: bool = False) -> ChatTurn:
+        """One turn of a conversation on `thread_id`: earlier turns (and what was extracted) are remembered."""
+        return _last(self.chat_stream(message, images, thread_id, mode, settings, interrupt_before_extract))
+
+    def chat_stream(self, message: str, images: Sequence[str | Path] = (), thread_id: str = "default",
+                    mode: str = "iterative", settings: AskOptions | None = None,
+                    interrupt_before_extract: bool = False) -> Iterator[Step | Token | ChatTurn]:
+        """`chat`, live: each step as it finishes and the reasoner's text as it is generated, then the ChatTurn."""
+        settings = settings or AskOptions()
+        turn = TurnSettings(mode, settings, interrupt_before_extract)
+        self._turns[thread_id] = turn
+        graph_input = {"messages": [user_message(message, images, settings.max_pixels)]}
+        yield from run_turn(self, self._assistant(), graph_input, thread_id, turn)
+
+    def resume(self, thread_id: str, decision=True) -> ChatTurn:
+        """Continue a turn paused before an extraction: True (approve), False (refuse) or an edit dict
+        (agent/review.py)."""
+        return _last(self.resume_stream(thread_id, decision))
+
+    def resume_stream(self, thread_id: str, decision=True) -> Iterator[Step | Token | ChatTurn]:
+        turn = self._turns.get(thread_id, TurnSettings(interrupt_before_extract=True))
+        yield from run_turn(self, self._assistant(), resume_input(decision), thread_id, turn)
+
+    def _assistant(self):
+        if self._graph is None:
+            if self.checkpointer is None:
+                self.checkpointer = memory_checkpointer()
+            self._graph = assistant.build().compile(checkpointer=self.checkpointer)
+        return self._graph
 
     def prepare(self, mode: str) -> None:
         """Load the models a mode needs before it starts, so a bad model fails before any work is done."""
@@ -140,18 +148,12 @@ class ExtractThink:
             self.reasoner.load()
         self.perceiver.load()
 
-    def _result(self, mode, question, options, infos, final, seconds) -> Result:
-        extracted = answer_of(final)
-        steps = final.get("steps", [])
-        calls = sum(1 for s in steps if isinstance(s, ExtractStep) and s.purpose != "direct" and s.error is None)
-        return Result(
-            mode=mode, question=question, options=options, images=infos,
-            answer=extracted.answer, answer_found=extracted.found,
-            final_output=final.get("final_output", ""), steps=steps, extraction_calls=calls,
-            budget_spent=mode == "iterative" and bool(calls) and final.get("extractions_left", 1) == 0,
-            reasoner=None if mode == "direct" else self.reasoner.name, perceiver=self.perceiver.name,
-            seconds=seconds,
-        )  # fmt: skip
+
+def _last(events):
+    last = None
+    for last in events:
+        pass
+    return last
 
 
 def graph_for(mode: str, max_extractions: int):
@@ -160,31 +162,3 @@ def graph_for(mode: str, max_extractions: int):
         return iterative.graph, iterative.recursion_limit(max_extractions)
     graphs = {"extract": single.extract_graph, "caption": single.caption_graph, "direct": single.direct_graph}
     return graphs[mode], single.SINGLE_PASS_RECURSION_LIMIT
-
-
-_LETTER_PREFIX = re.compile(r"^\(?([A-Za-z])[\.\):]\s+")
-
-
-def validate_question(question: str, options: Sequence[str] | None, mode: str) -> tuple[str, list[str]]:
-    """Check the question, options and mode; strip 'A. ' prefixes when every option has them in order."""
-    if mode not in MODES:
-        raise InputError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
-    if not isinstance(question, str) or not question.strip():
-        raise InputError("the question is empty: pass the question text")
-    opts = [str(o) for o in (options or [])]
-    if not opts:
-        return question.strip(), []
-    if len(opts) == 1:
-        raise InputError("only one option was given: pass at least two options, or none for an open question")
-    if len(opts) > MAX_OPTIONS:
-        raise InputError(f"{len(opts)} options were given; at most {MAX_OPTIONS} (A-Z) are supported")
-    blank = [i + 1 for i, o in enumerate(opts) if not o.strip()]
-    if blank:
-        raise InputError(f"option {blank[0]} is empty: every option needs text")
-    prefixes = [_LETTER_PREFIX.match(o.strip()) for o in opts]
-    if all(prefixes) and [m.group(1).upper() for m in prefixes] == [chr(65 + i) for i in range(len(opts))]:
-        opts = [o.strip()[m.end():] for o, m in zip(opts, prefixes)]
-    opts = [o.strip() for o in opts]
-    if len({o.lower() for o in opts}) != len(opts):
-        raise InputError("two options have the same text: every option must be distinct")
-    return question.strip(), opts

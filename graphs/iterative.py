@@ -1,6 +1,7 @@
 """The iterative regime: reasoner <-> extract until the reasoner answers (this project's extension).
 
-`graph` is compiled at import (cheap, no models touched) so LangGraph tooling can list it.
+`graph` is compiled at import (cheap, no models touched) so LangGraph tooling can list it. Its context is
+JSON (agent/settings.py: RunContext) or, from Python, a live AgentContext.
 """
 
 from __future__ import annotations
@@ -8,15 +9,19 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from agent import loop
-from agent.state import AgentContext, AgentState
+from agent.inputs import prepare
+from agent.settings import RunContext
+from agent.state import AgentState
 
 
 def build() -> StateGraph:
-    builder = StateGraph(AgentState, context_schema=AgentContext)
+    builder = StateGraph(AgentState, context_schema=RunContext)
+    builder.add_node("prepare", prepare)
     builder.add_node("start", loop.start)
     builder.add_node("reason", loop.reason)
     builder.add_node("extract", loop.extract)
-    builder.add_edge(START, "start")
+    builder.add_edge(START, "prepare")
+    builder.add_edge("prepare", "start")
     builder.add_edge("start", "reason")
     builder.add_conditional_edges("reason", loop.route_after_reason, {"extract": "extract", "__end__": END})
     builder.add_edge("extract", "reason")
@@ -24,8 +29,9 @@ def build() -> StateGraph:
 
 
 def recursion_limit(max_extractions: int) -> int:
-    """Supersteps the loop can need: start, then (reason, extract) per call, one refusal, the last reason."""
-    return 2 * (max_extractions + 2) + 4
+    """Supersteps the loop can need: prepare, start, then (reason, extract) per call, one refusal, the last
+    reason."""
+    return 2 * (max_extractions + 2) + 5
 
 
 graph = build().compile()

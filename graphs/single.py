@@ -11,15 +11,25 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from agent import nodes
-from agent.state import AgentContext, AgentState
+from agent.inputs import prepare
+from agent.settings import RunContext
+from agent.state import AgentState
+
+
+def _builder() -> StateGraph:
+    """A graph that first checks its input (agent/inputs.py), with a JSON context."""
+    builder = StateGraph(AgentState, context_schema=RunContext)
+    builder.add_node("prepare", prepare)
+    builder.add_edge(START, "prepare")
+    return builder
 
 
 def build_extract() -> StateGraph:
-    builder = StateGraph(AgentState, context_schema=AgentContext)
+    builder = _builder()
     builder.add_node("observe", nodes.observe)
     builder.add_node("perceive", nodes.perceive)
     builder.add_node("think", nodes.think)
-    builder.add_conditional_edges(START, nodes.route_start, {"observe": "observe", "perceive": "perceive"})
+    builder.add_conditional_edges("prepare", nodes.route_start, {"observe": "observe", "perceive": "perceive"})
     builder.add_edge("observe", "perceive")
     builder.add_edge("perceive", "think")
     builder.add_edge("think", END)
@@ -27,24 +37,24 @@ def build_extract() -> StateGraph:
 
 
 def build_caption() -> StateGraph:
-    builder = StateGraph(AgentState, context_schema=AgentContext)
+    builder = _builder()
     builder.add_node("perceive", nodes.perceive)
     builder.add_node("think", nodes.think)
-    builder.add_edge(START, "perceive")
+    builder.add_edge("prepare", "perceive")
     builder.add_edge("perceive", "think")
     builder.add_edge("think", END)
     return builder
 
 
 def build_direct() -> StateGraph:
-    builder = StateGraph(AgentState, context_schema=AgentContext)
+    builder = _builder()
     builder.add_node("direct", nodes.direct)
-    builder.add_edge(START, "direct")
+    builder.add_edge("prepare", "direct")
     builder.add_edge("direct", END)
     return builder
 
 
-SINGLE_PASS_RECURSION_LIMIT = 10
+SINGLE_PASS_RECURSION_LIMIT = 11
 
 extract_graph = build_extract().compile()
 caption_graph = build_caption().compile()

@@ -202,10 +202,10 @@ def test_a_hundred_fuzzed_calls_in_one_turn(tiny, image_path):
     state = {"images": images, "extractions_left": 8, "pending_calls": calls, "pending_errors": errors,
              "crops": []}
     update = loop.extract(state, Runtime(context=ctx))
-    assert len(update["messages"]) == 100 and update["extractions_left"] == 0
-    assert [m.tool_call_id for m in update["messages"] if m.tool_call_id] == [c.id for c in calls]
-    assert sum(m.content.startswith(prompts.NOT_RUN) for m in update["messages"]) == 92
-    assert update["messages"][-1].content.endswith(prompts.BUDGET_SPENT)
+    assert len(update["history"]) == 100 and update["extractions_left"] == 0
+    assert [m.tool_call_id for m in update["history"] if m.tool_call_id] == [c.id for c in calls]
+    assert sum(m.content.startswith(prompts.NOT_RUN) for m in update["history"]) == 92
+    assert update["history"][-1].content.endswith(prompts.BUDGET_SPENT)
 
 
 def test_fuzzed_regions_on_real_perceivers(tiny, tmp_path):

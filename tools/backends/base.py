@@ -8,8 +8,9 @@ reuse one image's encoding across several extraction requests.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -56,12 +57,12 @@ class SamplingSettings:
     seed: int | None = None
 
     @classmethod
-    def paper(cls, thinking: bool = True, **overrides: Any) -> "SamplingSettings":
+    def paper(cls, thinking: bool = True, **overrides: Any) -> SamplingSettings:
         """The paper's settings for thinking (t=0.6, p=0.95, 5120 tokens) or not (t=0.7, p=0.8, 1024)."""
         base = cls() if thinking else cls(thinking=False, temperature=0.7, top_p=0.8, max_new_tokens=1024)
         return base.replace(**overrides) if overrides else base
 
-    def replace(self, **changes: Any) -> "SamplingSettings":
+    def replace(self, **changes: Any) -> SamplingSettings:
         from dataclasses import replace
 
         return replace(self, **changes)
@@ -72,6 +73,9 @@ class ReasonRequest:
     messages: tuple[Message, ...]
     settings: SamplingSettings
     tools: tuple[dict, ...] = ()
+    # Called with each piece of generated text as it is produced, where the backend can (transformers in
+    # process); the output is the same either way.
+    on_text: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class ReasonOutput:
 
     @classmethod
     def from_raw(cls, raw: str, prompt_tokens: int, thinking_tokens: int, output_tokens: int, seconds: float,
-                 finish: str, cached_tokens: int = 0) -> "ReasonOutput":  # fmt: skip
+                 finish: str, cached_tokens: int = 0) -> ReasonOutput:  # fmt: skip
         """Parse a turn's raw text into thinking, visible text and tool calls, the same way for every backend."""
         parts = split_output(raw)
         return cls(

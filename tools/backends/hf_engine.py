@@ -21,6 +21,7 @@ from tools.backends.base import ReasonRequest
 from tools.backends.batcher import MicroBatcher
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, stack_left_padded, to_dynamic_cache
 from tools.backends.options import EngineOptions, model_batcher
+from tools.backends.streaming import RowStreamer
 
 REASONER_NAMESPACE = "reasoner"
 
@@ -101,8 +102,10 @@ class ReasonerEngine:
             self.eos_ids[0],
         )
         cache = stack_left_padded(rows, width - 1) if all(rows) else None  # a 1-token prompt has no cache
+        callbacks = [request.on_text for request, _ in jobs]
+        streamer = RowStreamer(self.tokenizer, callbacks, self.eos_ids) if any(callbacks) else None
         out = self.model.generate(
-            input_ids=input_ids.to(device), attention_mask=mask.to(device), cache=cache,
+            input_ids=input_ids.to(device), attention_mask=mask.to(device), cache=cache, streamer=streamer,
             logits_processor=[processor], max_new_tokens=max(limits), do_sample=False,
             temperature=None, top_p=None, top_k=None, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
             return_dict_in_generate=True,

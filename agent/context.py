@@ -1,0 +1,56 @@
+"""The live context of a run: from the Python API as is, or built from a server's JSON context.
+
+Python callers pass an AgentContext holding loaded models and an image store. LangGraph Server can only
+send JSON, so its runs carry a RunContext (or nothing); here it becomes an AgentContext whose models come
+from the process-wide registry (loaded once, shared by every run, batched together) and whose image store
+is filled from the paths in state. The built context is kept on the RunContext object, which LangGraph
+creates once per run, so a run loads its images once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from agent.settings import DEFAULT_PERCEIVER, DEFAULT_REASONER, RunContext, checked
+from agent.state import AgentContext
+from tools.backends.registry import env_placement, shared_perceiver, shared_reasoner
+from tools.images import ImageStore
+
+_BUILT = "_xthink_live"
+
+
+def live_context(runtime: Any, state: dict) -> AgentContext:
+    """The run's AgentContext, with every image of `state` in its store."""
+    given = getattr(runtime, "context", None)
+    if isinstance(given, AgentContext):
+        ctx = given
+    elif isinstance(given, RunContext):
+        ctx = getattr(given, _BUILT, None) or build_context(given)
+        object.__setattr__(given, _BUILT, ctx)
+    else:
+        ctx = build_context(RunContext(**(given or {})) if isinstance(given, dict) else RunContext())
+    for image in state.get("images", []):
+        if image.id not in ctx.store:
+            ctx.store.add(image.path, image.id)
+    return ctx
+
+
+def build_context(run: RunContext) -> AgentContext:
+    """Models by name (the run's, else XTHINK_REASONER / XTHINK_PERCEIVER, else the small pair), shared."""
+    run = checked(run)
+    placement = env_placement(run.device)
+    reasoner = run.reasoner or os.environ.get("XTHINK_REASONER") or DEFAULT_REASONER
+    perceiver = run.perceiver or os.environ.get("XTHINK_PERCEIVER") or DEFAULT_PERCEIVER
+    options = run.ask_options()
+    return AgentContext(
+        reasoner=shared_reasoner(reasoner, placement),  # created, not loaded: direct never loads it
+        perceiver=shared_perceiver(perceiver, placement),
+        store=ImageStore(max_pixels=options.max_pixels),
+        settings=options.sampling(),
+        max_extractions=options.max_extractions,
+        perceiver_max_new_tokens=options.perceiver_max_new_tokens,
+        first_look=options.first_look,
+        interrupt_before_extract=run.interrupt_before_extract,
+        mode=run.mode or "iterative",
+    )

@@ -1,0 +1,261 @@
+"""Images that arrive from clients: data URLs, base64, http(s) URLs and local paths, into a content-addressed store.
+
+A server must not become a way into its own network or file system, so every source has a rule:
+- base64 / data URLs: decoded with a byte cap;
+- http(s) URLs: only when enabled (XTHINK_ALLOW_URLS=1); the host's addresses are resolved and checked
+  (loopback, private, link-local, multicast and reserved addresses refused unless
+  XTHINK_ALLOW_PRIVATE_URLS=1), the connection goes to the checked address (no second DNS answer can
+  swap it), redirects are followed by hand, each hop checked again and never to another scheme, and the
+  body is read with a byte cap and a deadline;
+- local paths (and file:// URLs): only under XTHINK_IMAGE_ROOT, resolved first so `..` and symlinks cannot
+  leave it.
+Every image is decoded (pixel cap included) before it is stored as `<sha256>.<ext>`: state then names it by
+that path, never by its pixels.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from PIL import Image
+
+from tools.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+MAX_REDIRECTS = 3
+
+
+class ImageInputError(ValueError):
+    """An image from a client cannot be used; `status` is the HTTP code a server should answer with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def default_store_dir() -> Path:
+    base = os.environ.get("XTHINK_CACHE") or Path.home() / ".cache" / "extract-think"
+    return Path(os.environ.get("XTHINK_IMAGE_STORE") or Path(base) / "images")
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """What a client may send. `from_env()` reads the XTHINK_* variables a server is started with."""
+
+    allow_urls: bool = False
+    allow_private: bool = False
+    image_root: Path | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    timeout_s: float = 10.0
+    store_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls, **overrides) -> ImagePolicy:
+        root = os.environ.get("XTHINK_IMAGE_ROOT")
+        values = dict(
+            allow_urls=_flag("XTHINK_ALLOW_URLS"),
+            allow_private=_flag("XTHINK_ALLOW_PRIVATE_URLS"),
+            image_root=Path(root).resolve() if root else None,
+            max_bytes=int(os.environ.get("XTHINK_MAX_IMAGE_BYTES") or DEFAULT_MAX_BYTES),
+            max_pixels=int(os.environ.get("XTHINK_MAX_PIXELS") or DEFAULT_MAX_PIXELS),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def store(self) -> ContentStore:
+        return ContentStore(self.store_dir or default_store_dir(), self.max_pixels)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    digest: str
+    path: Path
+    width: int
+    height: int
+
+
+class ContentStore:
+    """Validated images on disk named by the sha256 of their bytes: the same image is stored once."""
+
+    def __init__(self, root: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.root = Path(root)
+        self.max_pixels = max_pixels
+
+    def put(self, data: bytes, label: str = "image") -> StoredImage:
+        """Decode (refusing non-images and too many pixels), then store; raise ImageInputError."""
+        digest = hashlib.sha256(data).hexdigest()
+        found = self.find(digest)
+        if found is not None:
+            return found
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.root, suffix=".part", delete=False) as tmp:
+            tmp.write(data)
+        try:
+            img, fmt = self._check(Path(tmp.name), label)
+            target = self.root / f"{digest}.{fmt}"
+            os.replace(tmp.name, target)
+        finally:
+            Path(tmp.name).unlink(missing_ok=True)
+        return StoredImage(digest, target, img.width, img.height)
+
+    def find(self, digest: str) -> StoredImage | None:
+        """A stored image by digest (hex), or None."""
+        if not digest or any(c not in "0123456789abcdef" for c in digest) or len(digest) != 64:
+            return None
+        for path in self.root.glob(f"{digest}.*"):
+            if path.suffix != ".part":
+                with Image.open(path) as img:
+                    return StoredImage(digest, path, img.width, img.height)
+        return None
+
+    def _check(self, path: Path, label: str) -> tuple[Image.Image, str]:
+        try:
+            img = load_image(path, self.max_pixels)
+        except ImageError as exc:
+            message = str(exc).replace(f"'{path}'", label).replace(str(path), label)
+            status = 413 if "pixels" in message else 400
+            raise ImageInputError(message, status) from None
+        with Image.open(path) as probe:
+            fmt = (probe.format or "png").lower()
+        return img, "jpg" if fmt == "jpeg" else fmt
+
+
+def decode_base64(data: str, policy: ImagePolicy, label: str = "image") -> bytes:
+    """Decode base64 (a data URL's payload or a bare string) with the byte cap checked before decoding."""
+    payload = data.strip()
+    if payload.startswith("data:"):
+        header, sep, payload = payload.partition(",")
+        if not sep or ";base64" not in header:
+            raise ImageInputError(f"{label}: a data URL must look like data:image/png;base64,<data>")
+        if not header[5:].startswith("image/"):
+            raise ImageInputError(f"{label}: the data URL's type is '{header[5:].split(';')[0]}', not an image")
+    if len(payload) * 3 // 4 > policy.max_bytes:
+        raise ImageInputError(f"{label} is over the size limit of {policy.max_bytes:,} bytes", 413)
+    try:
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageInputError(f"{label}: the base64 data is not valid base64") from None
+
+
+def read_local(path: str, policy: ImagePolicy, label: str = "image") -> bytes:
+    """A file under XTHINK_IMAGE_ROOT, never outside it (resolved first, so `..` and symlinks count)."""
+    if policy.image_root is None:
+        raise ImageInputError(f"{label}: local file paths are off; the server sets XTHINK_IMAGE_ROOT to allow "
+                              "files under one folder, or send the image as a data URL", 403)  # fmt: skip
+    root = policy.image_root
+    raw = Path(path[7:] if path.startswith("file://") else path)
+    target = (raw if raw.is_absolute() else root / raw).resolve()
+    if not target.is_relative_to(root):
+        raise ImageInputError(f"{label}: '{path}' is outside the allowed image folder", 403)
+    if not target.is_file():
+        raise ImageInputError(f"{label}: '{path}' does not exist under the allowed image folder", 404)
+    if target.stat().st_size > policy.max_bytes:
+        raise ImageInputError(f"{label} is over the size limit of {policy.max_bytes:,} bytes", 413)
+    return target.read_bytes()
+
+
+def fetch_url(url: str, policy: ImagePolicy, label: str = "image") -> bytes:
+    """GET an http(s) image under the policy's rules (see the module docstring)."""
+    if not policy.allow_urls:
+        raise ImageInputError(f"{label}: image URLs are off; send the image as a data URL (the server enables "
+                              "URLs with XTHINK_ALLOW_URLS=1)", 403)  # fmt: skip
+    import httpx
+
+    deadline = time.monotonic() + policy.timeout_s
+    with httpx.Client(follow_redirects=False, timeout=policy.timeout_s, trust_env=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            response = _get_checked(client, url, policy, label, deadline)
+            if response is None:
+                raise ImageInputError(f"{label}: fetching {url} took over {policy.timeout_s:g} s", 504)
+            if not isinstance(response, str):
+                return response
+            url = response
+    raise ImageInputError(f"{label}: more than {MAX_REDIRECTS} redirects", 400)
+
+
+def _get_checked(client, url: str, policy: ImagePolicy, label: str, deadline: float) -> bytes | str | None:
+    """One hop: the body, the next URL of a redirect, or None past the deadline."""
+    import httpx
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImageInputError(f"{label}: only http(s) image URLs are fetched, not '{url[:80]}'", 400)
+    address = _checked_address(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), policy, label)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    direct = parts._replace(netloc=netloc).geturl()
+    headers = {"Host": parts.netloc.rpartition("@")[2], "Accept": "image/*"}
+    try:
+        with client.stream("GET", direct, headers=headers, extensions={"sni_hostname": parts.hostname}) as response:
+            if response.is_redirect:
+                return urljoin(url, response.headers.get("location", ""))
+            if response.status_code != 200:
+                raise ImageInputError(f"{label}: {url[:80]} answered HTTP {response.status_code}", 502)
+            return _read_capped(response, policy, label, deadline)
+    except httpx.TimeoutException:
+        return None
+    except httpx.HTTPError as exc:
+        raise ImageInputError(f"{label}: could not fetch {url[:80]} ({type(exc).__name__})", 502) from None
+
+
+def _read_capped(response, policy: ImagePolicy, label: str, deadline: float) -> bytes | None:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > policy.max_bytes:
+        raise ImageInputError(f"{label} is over the size limit of {policy.max_bytes:,} bytes", 413)
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > policy.max_bytes:
+            raise ImageInputError(f"{label} is over the size limit of {policy.max_bytes:,} bytes", 413)
+        if time.monotonic() > deadline:
+            return None
+    return bytes(body)
+
+
+def _checked_address(hostname: str, port: int, policy: ImagePolicy, label: str) -> str:
+    """The first address of the host, after checking that every address it resolves to is allowed."""
+    try:
+        infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise ImageInputError(f"{label}: the host '{hostname}' cannot be resolved", 400) from None
+    addresses = [info[4][0] for info in infos]
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not policy.allow_private and not ip.is_global:
+            raise ImageInputError(f"{label}: '{hostname}' is a loopback, private or link-local address; such URLs "
+                                  "are refused", 403)  # fmt: skip
+        if ip.is_multicast or ip.is_unspecified:
+            raise ImageInputError(f"{label}: '{hostname}' is not a host address", 403)
+    return addresses[0]
+
+
+def acquire(source: str, policy: ImagePolicy, label: str = "image") -> StoredImage:
+    """A data URL, an http(s) URL or a local path, read under the policy and stored by content."""
+    if not isinstance(source, str) or not source.strip():
+        raise ImageInputError(f"{label}: no image data or URL was given")
+    source = source.strip()
+    if source.startswith("data:"):
+        data = decode_base64(source, policy, label)
+    elif source.split(":", 1)[0].lower() in ("http", "https"):
+        data = fetch_url(source, policy, label)
+    elif "://" in source and not source.startswith("file://"):
+        raise ImageInputError(f"{label}: unsupported URL scheme in '{source[:40]}'; use a data URL or http(s)")
+    else:
+        data = read_local(source, policy, label)
+    return policy.store.put(data, label)
