@@ -9,43 +9,35 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from agent.trace import MODES
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, fail
 from tools.images import DEFAULT_MAX_PIXELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Small models that see and reason.")
-err = Console(stderr=True)
-
-EXIT_INPUT, EXIT_MODEL, EXIT_SERVER = 2, 3, 4
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+_fail = fail
 
 
 @app.command()
 def ask(
-    args: List[str] = typer.Argument(..., metavar="IMAGE [IMAGE...] QUESTION", help="image files, then the question"),
-    option: List[str] = typer.Option([], "--option", "-o", help="a multiple-choice option; repeat for A, B, ..."),
+    args: list[str] = typer.Argument(..., metavar="IMAGE [IMAGE...] QUESTION", help="image files, then the question"),
+    option: list[str] = typer.Option([], "--option", "-o", help="a multiple-choice option; repeat for A, B, ..."),
     mode: str = typer.Option("iterative", "--mode", "-m", help="iterative | extract | caption | direct"),
-    reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
-    perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
-    pair: Optional[str] = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
+    reasoner: str | None = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
+    perceiver: str | None = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
+    pair: str | None = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
     max_extractions: int = typer.Option(4, "--max-extractions", min=0, help="extraction calls (iterative)"),
     no_think: bool = typer.Option(False, "--no-think", help="reasoner without thinking (paper's settings)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object (answer, mode, steps, ...)"),
-    trace_out: Optional[Path] = typer.Option(None, "--trace-out", help="write the full result JSON here"),
-    request: Optional[str] = typer.Option(None, help="precomputed 'contents to observe' request (extract mode)"),
+    trace_out: Path | None = typer.Option(None, "--trace-out", help="write the full result JSON here"),
+    request: str | None = typer.Option(None, help="precomputed 'contents to observe' request (extract mode)"),
     greedy: bool = typer.Option(False, "--greedy", help="greedy decoding instead of the paper's sampling"),
-    seed: Optional[int] = typer.Option(None, help="random seed for sampling"),
+    seed: int | None = typer.Option(None, help="random seed for sampling"),
     thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2, help="thinking tokens before </think>"),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="reasoner token cap"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, help="reasoner token cap"),
     no_wait: bool = typer.Option(False, "--no-wait", help="mask self-reflection words (NoWait)"),
     first_look: str = typer.Option("none", "--first-look", help="iterative: caption = a generic description "
                                    "of each image before the first turn; none (default)"),
@@ -83,14 +75,13 @@ def ask(
 
 
 def _run_ask(images, question, options, mode, reasoner, perceiver, request, settings, device, dtype, quiet):
+    from agent.trace import Result
     from graphs.api import ExtractThink, InputError
     from graphs.render import print_result, print_step
     from tools.backends.http_client import EndpointError
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.spec import ModelSpecError
     from tools.images import ImageError
-
-    from agent.trace import Result
 
     quiet_transformers()
     out = Console()
@@ -116,7 +107,7 @@ def _run_ask(images, question, options, mode, reasoner, perceiver, request, sett
 
 @app.command()
 def selftest(
-    keep: Optional[Path] = typer.Option(None, help="build the tiny models in this folder and keep them"),
+    keep: Path | None = typer.Option(None, help="build the tiny models in this folder and keep them"),
     device: str = typer.Option("cpu", help="cpu, or auto/cuda to check the GPU path (bfloat16)"),
 ) -> None:
     """Build tiny random-weight models offline and run every regime end to end; exit 0 only if all pass."""
@@ -140,7 +131,7 @@ def schema() -> None:
 def convert(
     source: str = typer.Argument(..., help="LLaVA-NeXT checkpoint: hub id (e.g. markendo/llava-extract-qwen3-0.6B) or folder"),
     dest: Path = typer.Argument(..., help="folder to write the transformers LlavaOnevision model into"),
-    tokenizer: Optional[str] = typer.Option(None, help="tokenizer to use when the checkpoint ships none"),
+    tokenizer: str | None = typer.Option(None, help="tokenizer to use when the checkpoint ships none"),
 ) -> None:
     """Convert a perception checkpoint from LLaVA-NeXT training format to transformers format."""
     from tools.convert import ConversionError
@@ -170,6 +161,11 @@ def _register_eval_commands() -> None:
     from graphs.cli_view import view_command
 
     app.command("view")(view_command)
+    from graphs.cli_chat import chat_command
+    from graphs.cli_serve import serve_command
+
+    app.command("chat")(chat_command)
+    app.command("serve")(serve_command)
 
 
 _register_eval_commands()

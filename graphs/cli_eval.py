@@ -5,33 +5,27 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-err = Console(stderr=True)
-EXIT_INPUT, EXIT_MODEL = 2, 3
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, err, fail
 
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+_fail = fail
 
 
 def eval_command(
-    bench: List[str] = typer.Option(..., "--bench", help="NAME (hub) or NAME=PATH (parquet/TSV/JSONL file or folder)"),
-    mode: List[str] = typer.Option(..., "--mode", help="regime(s) to run: iterative, iterative+look, extract, "
+    bench: list[str] = typer.Option(..., "--bench", help="NAME (hub) or NAME=PATH (parquet/TSV/JSONL file or folder)"),
+    mode: list[str] = typer.Option(..., "--mode", help="regime(s) to run: iterative, iterative+look, extract, "
                                    "caption, direct"),
     out: Path = typer.Option(..., "--out", help="run folder (records, traces, report)"),
-    split: Optional[str] = typer.Option(None, help="dataset split (vmcbench: dev|test, mmstar: val)"),
-    limit: Optional[int] = typer.Option(None, min=1, help="at most N samples per benchmark, stratified"),
+    split: str | None = typer.Option(None, help="dataset split (vmcbench: dev|test, mmstar: val)"),
+    limit: int | None = typer.Option(None, min=1, help="at most N samples per benchmark, stratified"),
     seed: int = typer.Option(0, help="seed of the subsample, sampling and bootstrap"),
-    concurrency: Optional[int] = typer.Option(
+    concurrency: int | None = typer.Option(
         None, min=1, help="samples in flight at once (default: 32 on CUDA or a server, 4 on CPU)"),
-    shard: Optional[str] = typer.Option(None, help="K/N: run the K-th of N deterministic parts of the items"),
+    shard: str | None = typer.Option(None, help="K/N: run the K-th of N deterministic parts of the items"),
     all_sources: bool = typer.Option(False, "--all-sources", help="VMCBench: also the 14 sources outside the "
                                      "paper's six (reported in a separate section)"),
     no_retry_errors: bool = typer.Option(False, "--no-retry-errors", help="keep error records instead of "
@@ -41,18 +35,18 @@ def eval_command(
                                             help="in-process KV reuse, MB (0: off)"),
     perceiver_cache_mb: float = typer.Option(2048, "--perceiver-cache-mb", min=0, help="in-process image KV reuse, "
                                              "MB (0: off)"),
-    max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", min=1, help="server: requests in flight "
+    max_in_flight: int | None = typer.Option(None, "--max-in-flight", min=1, help="server: requests in flight "
                                                 "per endpoint URL (default: --concurrency)"),
-    reasoner: Optional[str] = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
-    perceiver: Optional[str] = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
-    pair: Optional[str] = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
+    reasoner: str | None = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
+    perceiver: str | None = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
+    pair: str | None = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
     max_extractions: int = typer.Option(4, "--max-extractions", min=0),
     first_look: str = typer.Option("none", "--first-look", help="iterative: caption = a generic description "
                                    "before the first turn, reported as the regime iterative+look"),
     no_think: bool = typer.Option(False, "--no-think"),
     greedy: bool = typer.Option(False, "--greedy"),
     thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1),
     perceiver_max_new_tokens: int = typer.Option(1024, "--perceiver-max-new-tokens", min=1),
     max_pixels: int = typer.Option(64_000_000, "--max-pixels", min=1, help="refuse larger images"),
     device: str = typer.Option("auto"),
@@ -183,9 +177,9 @@ class _Tracker:
 
 
 def report_command(
-    dirs: List[Path] = typer.Argument(..., metavar="DIR [DIR...]", help="run folders made by xthink eval"),
+    dirs: list[Path] = typer.Argument(..., metavar="DIR [DIR...]", help="run folders made by xthink eval"),
     json_out: bool = typer.Option(False, "--json", help="print the table as JSON rows"),
-    out: Optional[Path] = typer.Option(None, help="write the report files here (default: DIR/report for one DIR)"),
+    out: Path | None = typer.Option(None, help="write the report files here (default: DIR/report for one DIR)"),
 ) -> None:
     """Regenerate every report from the stored records alone."""
     from evals.report import ReportError, build_report, to_markdown, write_report
@@ -218,7 +212,7 @@ def export_command(
     fmt: str = typer.Option(..., "--format", help="lmms-eval (its --log_samples JSONL: one "
                             "<run>_samples_<benchmark>_<regime>.jsonl per pair, in a folder) or csv (one row per "
                             "record)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="folder (lmms-eval) or file (csv); default: "
+    out: Path | None = typer.Option(None, "--out", help="folder (lmms-eval) or file (csv); default: "
                                        "RUN/export/lmms-eval or RUN/export/records.csv"),
 ) -> None:
     """Write a run's records for other tools: lmms-eval's per-sample logs, or a CSV.

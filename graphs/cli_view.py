@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
 
 import typer
 from rich.console import Console
@@ -14,7 +13,7 @@ EXIT_INPUT = 2
 
 
 def view_command(
-    paths: List[Path] = typer.Argument(..., metavar="PATH [PATH...]", help="a trace JSON (ask --trace-out), a run "
+    paths: list[Path] = typer.Argument(..., metavar="PATH [PATH...]", help="a trace JSON (ask --trace-out), a run "
                                        "folder, or two or more run folders to compare"),
     out: Path = typer.Option(..., "--out", "-o", help="the HTML file to write"),
 ) -> None:

@@ -113,8 +113,12 @@ def run_turn(agent, graph, graph_input, thread_id: str, turn: TurnSettings) -> I
     agent.prepare(turn.mode)
     limit = assistant.recursion_limit(ctx.max_extractions)
     config = {"configurable": {"thread_id": thread_id}, "recursion_limit": limit}
-    paused = None
-    for kind, chunk in graph.stream(graph_input, config=config, context=ctx, stream_mode=["updates", "custom"]):
+    paused, values = None, {}
+    modes = ["updates", "custom", "values"]
+    for kind, chunk in graph.stream(graph_input, config=config, context=ctx, stream_mode=modes):
+        if kind == "values":
+            values = chunk
+            continue
         if kind == "custom":
             yield Token(chunk.get("node", ""), chunk.get("phase", ""), chunk.get("text", ""))
             continue
@@ -123,7 +127,7 @@ def run_turn(agent, graph, graph_input, thread_id: str, turn: TurnSettings) -> I
             continue
         for update in chunk.values():
             yield from (update or {}).get("steps", [])
-    yield finish_turn(graph.get_state(config).values, thread_id, paused)
+    yield finish_turn(values, thread_id, paused)
 
 
 def finish_turn(values: dict, thread_id: str, paused: dict | None) -> ChatTurn:

@@ -1,0 +1,16 @@
+"""What every `xthink` command shares: exit codes and the one-line error."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+EXIT_INPUT, EXIT_MODEL, EXIT_SERVER = 2, 3, 4
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> None:
+    """One red line on stderr and a non-zero exit: never a traceback for a user's mistake."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)

@@ -1,0 +1,49 @@
+"""`xthink serve`: the whole agent behind an OpenAI-compatible endpoint (graphs/serve.py)."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, fail
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 for every interface)"),
+    port: int = typer.Option(8000, help="port"),
+    reasoner: str | None = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
+    perceiver: str | None = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or URL"),
+    pair: str | None = typer.Option(None, help="the paper's pair: small or large"),
+    api_key: str | None = typer.Option(None, "--api-key", help="required Bearer key (or XTHINK_SERVE_API_KEY)"),
+    max_concurrent: int = typer.Option(4, "--max-concurrent", min=1, help="runs at once; more get 429"),
+    timeout: float = typer.Option(600.0, "--timeout", min=1, help="seconds a request may run"),
+    max_images: int = typer.Option(8, "--max-images", min=1, help="images per request"),
+    max_pixels: int = typer.Option(25_000_000, "--max-pixels", min=1, help="pixels per image"),
+    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="request body size"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+) -> None:
+    """Serve /v1/chat/completions and /v1/models; the models load before the server starts listening."""
+    import uvicorn
+
+    from graphs.api import ExtractThink, InputError, resolve_models
+    from graphs.serve import ServeLimits, create_app
+    from tools.backends.loading import ModelLoadError, quiet_transformers
+    from tools.backends.spec import ModelSpecError
+
+    try:
+        reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
+        agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype)
+        quiet_transformers()
+        agent.prepare("iterative")
+    except (InputError, ModelSpecError) as exc:
+        fail(str(exc), EXIT_INPUT)
+    except ModelLoadError as exc:
+        fail(str(exc), EXIT_MODEL)
+    limits = ServeLimits(max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images, max_pixels=max_pixels,
+                         max_concurrent=max_concurrent, timeout_s=timeout)  # fmt: skip
+    key = api_key or os.environ.get("XTHINK_SERVE_API_KEY") or None
+    app = create_app(agent, limits, key)
+    print(f"extract-think serving on http://{host}:{port}/v1 (models: GET /v1/models)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,358 @@
+"""An OpenAI-compatible endpoint for the whole agent: `POST /v1/chat/completions`, `GET /v1/models`.
+
+Web stack: FastAPI on uvicorn. Requests are pydantic models (unknown fields ignored, as OpenAI clients send
+many), the SSE stream is a plain StreamingResponse, and the same stack already runs `transformers serve`
+and vLLM's server, so it adds nothing new to install. Each request is stateless (OpenAI clients send the
+whole conversation) and runs the `assistant` graph once, in a worker thread; the models are shared, so
+concurrent requests meet in the backends' batches.
+
+A public endpoint needs limits: body size, images per request, pixels per image, concurrent runs (429 with
+Retry-After when full), a time limit per request, an API key compared in constant time. Every error is an
+OpenAI-style JSON body with its 4xx/5xx code; nothing a client sends can stop the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agent.chat import image_source
+from agent.settings import AskOptions, InputError
+from agent.trace import ExtractStep, ReasonStep, Result
+from graphs import assistant
+from graphs.conversation import ChatTurn, Token, TurnSettings, run_turn
+from tools.image_inputs import ImageInputError, ImagePolicy, acquire
+
+MODELS = {"extract-think": "iterative", "extract-think-extract": "extract", "extract-think-caption": "caption",
+          "extract-think-direct": "direct"}  # fmt: skip
+ASK_FIELDS = ("greedy", "max_new_tokens", "max_extractions", "perceiver_max_new_tokens", "thinking",
+              "thinking_budget", "no_wait", "first_look", "temperature", "top_p", "seed")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_images: int = 8
+    max_pixels: int = 25_000_000
+    max_concurrent: int = 4
+    timeout_s: float = 600.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
+                 headers: dict | None = None):  # fmt: skip
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.headers = status, message, kind, param, headers
+
+
+class ChatRequest(BaseModel):
+    """The fields we read; OpenAI's others (n=1, stop, tools, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[dict]
+    stream: bool = False
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+
+def error_body(status: int, message: str, kind: str, param: str | None = None) -> dict:
+    code = {401: "invalid_api_key", 404: "model_not_found", 413: "request_too_large", 429: "rate_limit_exceeded",
+            504: "timeout"}.get(status)  # fmt: skip
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+class Slots:
+    """Concurrent runs: a run holds its slot until its thread finishes, even after its client went away."""
+
+    def __init__(self, size: int):
+        self.size, self.used, self.lock = size, 0, threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.used >= self.size:
+                return False
+            self.used += 1
+            return True
+
+    def give(self) -> None:
+        with self.lock:
+            self.used -= 1
+
+
+def create_app(agent, limits: ServeLimits = ServeLimits(), api_key: str | None = None) -> FastAPI:
+    app = FastAPI(title="extract-think", docs_url=None, redoc_url=None)
+    slots = Slots(limits.max_concurrent)
+    policy = ImagePolicy.from_env(max_pixels=limits.max_pixels)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_, exc: ApiError):
+        return JSONResponse(error_body(exc.status, exc.message, exc.kind, exc.param), exc.status, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_, exc: StarletteHTTPException):
+        return JSONResponse(error_body(exc.status_code, str(exc.detail), "invalid_request_error"), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_, exc: RequestValidationError):
+        return JSONResponse(error_body(400, f"invalid request: {exc.errors()[0].get('msg')}", "invalid_request_error"),
+                            400)  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def _internal(_, exc: Exception):
+        return JSONResponse(error_body(500, f"internal error ({type(exc).__name__})", "server_error"), 500)
+
+    @app.middleware("http")
+    async def _auth_and_size(request: Request, call_next):
+        if api_key and not _authorized(request, api_key):
+            return JSONResponse(error_body(401, "invalid or missing API key (Authorization: Bearer KEY)",
+                                           "invalid_request_error"), 401)  # fmt: skip
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            return JSONResponse(error_body(413, f"request body over {limits.max_body_bytes:,} bytes",
+                                           "invalid_request_error"), 413)  # fmt: skip
+        return await call_next(request)
+
+    @app.get("/v1/models")
+    async def models():
+        now = int(time.time())
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": now, "owned_by": "extract-think"}
+                                           for name in MODELS]}  # fmt: skip
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request):
+        body = await _read_body(request, limits.max_body_bytes)
+        chat = _parse(body)
+        mode = MODELS.get(chat.model)
+        if mode is None:
+            raise ApiError(404, f"model '{chat.model}' does not exist; GET /v1/models lists "
+                           f"{', '.join(MODELS)}", param="model")  # fmt: skip
+        settings = ask_options(chat)
+        messages = await asyncio.to_thread(to_chat_messages, chat.messages, policy, limits.max_images)
+        if not slots.take():
+            raise ApiError(429, "too many requests in flight; retry shortly", "rate_limit_error",
+                           headers={"Retry-After": "2"})
+        events = _events(agent, messages, TurnSettings(mode, settings), slots)
+        rid, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", chat.model
+        if chat.stream:
+            return StreamingResponse(sse(events, rid, model, limits.timeout_s), media_type="text/event-stream")
+        turn = await _collect(events, limits.timeout_s)
+        return completion(turn, rid, model)
+
+    return app
+
+
+def _authorized(request: Request, api_key: str) -> bool:
+    given = request.headers.get("authorization", "")
+    token = given[7:] if given.lower().startswith("bearer ") else ""
+    return hmac.compare_digest(token.encode(), api_key.encode())
+
+
+async def _read_body(request: Request, cap: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise ApiError(413, f"request body over {cap:,} bytes")
+    return bytes(body)
+
+
+def _parse(body: bytes) -> ChatRequest:
+    try:
+        return ChatRequest.model_validate(json.loads(body or b"null"))
+    except json.JSONDecodeError:
+        raise ApiError(400, "the request body is not valid JSON") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(400, f"{where}: {first['msg']}", param=where) from None
+
+
+def ask_options(chat: ChatRequest) -> AskOptions:
+    """OpenAI's max_tokens/temperature/top_p/seed and our extra fields onto the ask settings."""
+    extra = chat.model_extra or {}
+    values = {k: extra[k] for k in ASK_FIELDS if k in extra}
+    for name in ("temperature", "top_p", "seed"):
+        if getattr(chat, name) is not None:
+            values[name] = getattr(chat, name)
+    cap = chat.max_completion_tokens or chat.max_tokens
+    if cap is not None and "max_new_tokens" not in values:
+        values["max_new_tokens"] = cap
+    try:
+        return AskOptions(**values)
+    except (InputError, TypeError, ValueError) as exc:
+        raise ApiError(400, f"invalid setting: {exc}") from None
+
+
+def to_chat_messages(messages: list[dict], policy: ImagePolicy, max_images: int) -> list[dict]:
+    """OpenAI messages with every image read under the policy and stored: blocks name stored files only."""
+    out, count = [], 0
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant", "system", "developer", "tool"):
+            raise ApiError(400, f"messages[{i}]: role must be user, assistant or system", param=f"messages.{i}")
+        if role not in ("user", "assistant"):
+            continue  # the agent's own system prompts are fixed; tool turns belong to other agents
+        content = message.get("content") or ""
+        if role == "assistant" or isinstance(content, str):
+            out.append({"role": role, "content": _text_only(content)})
+            continue
+        if not isinstance(content, list):
+            raise ApiError(400, f"messages[{i}].content must be a string or a list of parts")
+        blocks = []
+        for part in content:
+            source = image_source(part)
+            if source is None:
+                if isinstance(part, dict) and part.get("type") == "text":
+                    blocks.append({"type": "text", "text": str(part.get("text", ""))})
+                continue
+            count += 1
+            if count > max_images:
+                raise ApiError(400, f"more than {max_images} images in one request")
+            blocks.append({"type": "image", "file_id": _stored(source, policy, f"image {count}")})
+        out.append({"role": "user", "content": blocks})
+    if not out or out[-1]["role"] != "user":
+        raise ApiError(400, "the last message must be the user's question", param="messages")
+    return out
+
+
+def _text_only(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+
+
+def _stored(source: str, policy: ImagePolicy, label: str) -> str:
+    if source.startswith("stored:"):
+        raise ApiError(400, f"{label}: file ids are not accepted here; send a data URL")
+    try:
+        return acquire(source, policy, label).digest
+    except ImageInputError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+
+
+def _events(agent, messages: list[dict], turn: TurnSettings, slots: Slots) -> Iterator:
+    """The run's events; the slot is given back when the run ends, whoever stops iterating."""
+    try:
+        yield from run_turn(agent, assistant.graph, {"messages": messages}, uuid.uuid4().hex, turn)
+    finally:
+        slots.give()
+
+
+async def _collect(events: Iterator, timeout_s: float) -> ChatTurn:
+    turn = None
+    async for event in _threaded(events, timeout_s):
+        if isinstance(event, ChatTurn):
+            turn = event
+    return turn
+
+
+async def _threaded(events: Iterator, timeout_s: float):
+    """Iterate a blocking generator in a worker thread, with a deadline for the whole run."""
+    queue: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    done = object()
+
+    def pump():
+        try:
+            for event in events:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+        except BaseException as exc:  # noqa: BLE001  (handed to the request, which answers with its code)
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    threading.Thread(target=pump, daemon=True, name="xthink-serve-run").start()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            event = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"the run took over {timeout_s:g} s", "server_error") from None
+        if event is done:
+            return
+        if isinstance(event, BaseException):
+            raise _as_api_error(event)
+        yield event
+
+
+def _as_api_error(exc: BaseException) -> ApiError:
+    from tools.backends.http_client import EndpointError
+    from tools.backends.loading import ModelLoadError
+    from tools.images import ImageError
+
+    if isinstance(exc, (InputError, ImageError)):
+        return ApiError(400, str(exc))
+    if isinstance(exc, ImageInputError):
+        return ApiError(exc.status, str(exc))
+    if isinstance(exc, (ModelLoadError, EndpointError)):
+        return ApiError(502, f"a model failed: {exc}", "server_error")
+    return ApiError(500, f"internal error ({type(exc).__name__})", "server_error")
+
+
+def usage(result: Result | None) -> dict:
+    """Tokens of both models: every step's prompt and output."""
+    steps = result.steps if result else []
+    prompt = sum(s.prompt_tokens for s in steps)
+    completion_tokens = sum(s.output_tokens for s in steps)
+    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
+
+
+def completion(turn: ChatTurn, rid: str, model: str) -> dict:
+    if turn.error:
+        raise ApiError(400, turn.error)
+    result = turn.result
+    finish = "length" if result and result.steps and getattr(result.steps[-1], "finish_reason", "") == "length" \
+        else "stop"  # fmt: skip
+    return {
+        "id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "finish_reason": finish,
+                     "message": {"role": "assistant", "content": turn.reply, "reasoning_content": turn.reasoning}}],
+        "usage": usage(result), "extract_think": result.model_dump(mode="json") if result else None,
+    }  # fmt: skip
+
+
+async def sse(events: Iterator, rid: str, model: str, timeout_s: float):
+    """Chunks as the agent works: its thinking and each extraction as `reasoning_content`, the answer as
+    `content`, then a last chunk with the finish reason, usage and the Result, then `[DONE]`."""
+    created = int(time.time())
+
+    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+        body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for event in _threaded(events, timeout_s):
+            if isinstance(event, Token) and event.phase == "thinking":
+                yield chunk({"reasoning_content": event.text})
+            elif isinstance(event, ExtractStep):
+                yield chunk({"reasoning_content": f"\n[looked at {event.image_id}: {event.request or event.purpose}]\n"})
+            elif isinstance(event, ReasonStep) and event.tool_calls:
+                yield chunk({"reasoning_content": event.text})
+            elif isinstance(event, ChatTurn):
+                if event.error:
+                    raise ApiError(400, event.error)
+                yield chunk({"content": event.reply})
+                extra = {"usage": usage(event.result),
+                         "extract_think": event.result.model_dump(mode="json") if event.result else None}
+                yield chunk({}, "stop", **extra)
+    except ApiError as exc:
+        yield f"data: {json.dumps(error_body(exc.status, exc.message, exc.kind))}\n\n"
+    yield "data: [DONE]\n\n"
