@@ -87,7 +87,7 @@ def _stage_block(block):
     if source is None or not source.startswith("data:"):
         return block  # URLs, paths and stored references carry no pixels: `ingest` reads them
     try:
-        data = decode_base64(source, ImagePolicy.from_env())
+        data = decode_base64(source, ImagePolicy.from_env(), label="inline image")
     except ImageInputError as exc:
         return {"type": "image", "error": str(exc), "status": exc.status}
     mime = source[5:].split(";")[0]
@@ -138,7 +138,8 @@ def ingest(state: ChatState, runtime: Runtime[AgentContext]) -> dict:
             raise InputError("no image in the conversation yet: send one with the question")
     except (InputError, ImageInputError) as exc:
         message = AIMessage(content=f"I could not use that message: {exc}", response_metadata={"error": str(exc)})
-        return {**turn, "error": str(exc), "messages": [message], "mode": ctx.mode}
+        dropped = [_drop_images(m, str(exc)) for m in messages if isinstance(m, HumanMessage) and _has_unread_images(m)]
+        return {**turn, "error": str(exc), "messages": [*dropped, message], "mode": ctx.mode}
     if not state.get("history"):
         question = earlier_turns(messages) + question
     return {
@@ -165,6 +166,13 @@ def _has_unread_images(message: HumanMessage) -> bool:
         return False
     return any(isinstance(b, dict) and (image_source(b) is not None or b.get("error")) and "image_id" not in b
                for b in message.content)  # fmt: skip
+
+
+def _drop_images(message: HumanMessage, error: str) -> HumanMessage:
+    """The message with its unread images replaced by a note, so the next turn does not meet them again."""
+    blocks = [b if not (isinstance(b, dict) and (image_source(b) is not None or b.get("error")) and "image_id" not in b)
+              else {"type": "text", "text": f"[image not used: {error}]"} for b in message.content]  # fmt: skip
+    return message.model_copy(update={"content": blocks})
 
 
 def earlier_turns(messages: list) -> str:
@@ -211,7 +219,7 @@ def _store_images(messages: list[HumanMessage], images: list[ImageInfo]) -> tupl
 def _image(block: dict, source: str | None, policy: ImagePolicy, known: dict, number: int, count: int) -> ImageInfo:
     label = f"image {count} of the message"
     if block.get("error"):
-        raise ImageInputError(f"{label}: {block['error']}", block.get("status", 400))
+        raise ImageInputError(block["error"], block.get("status", 400))
     if source.startswith("stored:"):
         digest = source[7:]
         data = STAGED.pop(digest)
