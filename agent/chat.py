@@ -18,11 +18,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, convert_to_messages
 from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
+from typing_extensions import TypedDict  # pydantic (LangGraph Server's schemas) needs it before Python 3.12
 
 from agent.context import live_context
 from agent.result import build_result

@@ -8,12 +8,25 @@ content store; state then holds `ImageInfo`s naming stored files.
 
 from __future__ import annotations
 
+from typing import Any
+
+from typing_extensions import TypedDict
+
 from agent.settings import InputError, validate_question
 from agent.state import AgentState
 from agent.trace import ImageInfo
 from tools.image_inputs import ImageInputError, ImagePolicy, acquire
 
 MAX_IMAGES = 16
+
+
+class RegimeInput(TypedDict, total=False):
+    """What a client sends a regime graph (and what LangGraph Studio's input form shows)."""
+
+    question: str
+    options: list[str]
+    images: list[Any]  # paths, URLs, data URLs, {"path" | "url": ...}, or ImageInfo from Python
+    request: str | None  # extract mode: a precomputed "contents to observe" request
 
 
 def prepare(state: AgentState) -> dict:

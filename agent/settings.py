@@ -63,7 +63,7 @@ class AskOptions:
     def __post_init__(self):
         if self.first_look not in FIRST_LOOKS:
             raise InputError(f"unknown first look '{self.first_look}'; choose one of {', '.join(FIRST_LOOKS)}")
-        if self.max_extractions < 0:
+        if isinstance(self.max_extractions, int) and self.max_extractions < 0:  # other types: see checked()
             raise InputError("max_extractions must be 0 or more")
 
     def as_dict(self) -> dict:

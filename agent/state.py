@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Annotated, TypedDict
+from typing import Annotated
+
+from typing_extensions import TypedDict  # pydantic (LangGraph Server's schemas) needs it before Python 3.12
 
 from agent.parsing import ToolCall, ToolCallError
 from agent.settings import DEFAULT_MAX_EXTRACTIONS

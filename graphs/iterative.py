@@ -9,13 +9,13 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from agent import loop
-from agent.inputs import prepare
+from agent.inputs import RegimeInput, prepare
 from agent.settings import RunContext
 from agent.state import AgentState
 
 
 def build() -> StateGraph:
-    builder = StateGraph(AgentState, context_schema=RunContext)
+    builder = StateGraph(AgentState, context_schema=RunContext, input_schema=RegimeInput)
     builder.add_node("prepare", prepare)
     builder.add_node("start", loop.start)
     builder.add_node("reason", loop.reason)

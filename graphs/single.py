@@ -11,14 +11,14 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from agent import nodes
-from agent.inputs import prepare
+from agent.inputs import RegimeInput, prepare
 from agent.settings import RunContext
 from agent.state import AgentState
 
 
 def _builder() -> StateGraph:
     """A graph that first checks its input (agent/inputs.py), with a JSON context."""
-    builder = StateGraph(AgentState, context_schema=RunContext)
+    builder = StateGraph(AgentState, context_schema=RunContext, input_schema=RegimeInput)
     builder.add_node("prepare", prepare)
     builder.add_edge(START, "prepare")
     return builder

@@ -42,7 +42,7 @@ def workdir(tmp_path_factory):
 
 def test_offline_cli_and_python_examples(workdir):
     tmp_path, env = workdir, ENV
-    (python_block,) = blocks("python")
+    python_block = next(b for b in blocks("python") if "agent.stream(" in b)
     proc = subprocess.run([sys.executable, "-c", python_block], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -83,3 +83,72 @@ def test_view_example(workdir):
         assert (workdir / "tiny" / page).stat().st_size > 10_000, page
     exported = sorted(p.name for p in (workdir / "tiny" / "view-run" / "export" / "lmms-eval").iterdir())
     assert exported == ["view-run_samples_mmstar_direct.jsonl", "view-run_samples_mmstar_iterative.jsonl"]
+
+
+def _wait_for(url: str, proc, seconds: float = 300) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the server exited early"
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not come up")
+
+
+def _background(block: str, cwd: Path):
+    return subprocess.Popen(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(proc) -> None:
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def _python(block: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, "-c", block], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_assistant_python_and_chat_examples(workdir):
+    out = _python(next(b for b in blocks("python") if "agent.chat(" in b), workdir)
+    assert len(out.strip().splitlines()) >= 3
+    chat = next(b for b in blocks("bash") if "xthink chat" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", chat], cwd=workdir, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("assistant>") == 2 and (workdir / "tiny" / "chat_trace.json").exists()
+
+
+def test_serve_example_with_the_openai_client(workdir):
+    server = _background(next(b for b in blocks("bash") if "xthink serve" in b), workdir)
+    try:
+        _wait_for("http://127.0.0.1:8000/v1/models", server)
+        out = _python(next(b for b in blocks("python") if "from openai import OpenAI" in b), workdir)
+        assert out.splitlines()[1].strip().isdigit(), out
+    finally:
+        _stop(server)
+
+
+def test_langgraph_server_example(workdir):
+    root = README.parent
+    for name in ("langgraph.json", "pyproject.toml", "agent", "tools", "graphs", "evals"):
+        if not (workdir / name).exists():
+            (workdir / name).symlink_to(root / name)  # "from the repository folder", with ./tiny beside it
+    server = _background(next(b for b in blocks("bash") if "langgraph dev" in b), workdir)
+    try:
+        _wait_for("http://127.0.0.1:8123/ok", server)
+        out = _python(next(b for b in blocks("python") if "langgraph_sdk" in b), workdir)
+        lines = out.splitlines()
+        assert lines[0].rsplit(" ", 1)[-1].isdigit() and any(line.startswith("updates") for line in lines), out
+    finally:
+        _stop(server)
