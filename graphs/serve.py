@@ -148,12 +148,11 @@ def create_app(agent, limits: ServeLimits = ServeLimits(), api_key: str | None =
         if not slots.take():
             raise ApiError(429, "too many requests in flight; retry shortly", "rate_limit_error",
                            headers={"Retry-After": "2"})
-        events = _events(agent, messages, TurnSettings(mode, settings), slots)
+        run = BackgroundRun(_events(agent, messages, TurnSettings(mode, settings), slots))
         rid, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", chat.model
         if chat.stream:
-            return StreamingResponse(sse(events, rid, model, limits.timeout_s), media_type="text/event-stream")
-        turn = await _collect(events, limits.timeout_s)
-        return completion(turn, rid, model)
+            return StreamingResponse(sse(run, rid, model, limits.timeout_s), media_type="text/event-stream")
+        return completion(await run.turn(limits.timeout_s), rid, model)
 
     return app
 
@@ -248,47 +247,51 @@ def _stored(source: str, policy: ImagePolicy, label: str) -> str:
 
 
 def _events(agent, messages: list[dict], turn: TurnSettings, slots: Slots) -> Iterator:
-    """The run's events; the slot is given back when the run ends, whoever stops iterating."""
+    """The run's events; the slot is given back when the run ends."""
     try:
         yield from run_turn(agent, assistant.graph, {"messages": messages}, uuid.uuid4().hex, turn)
     finally:
         slots.give()
 
 
-async def _collect(events: Iterator, timeout_s: float) -> ChatTurn:
-    turn = None
-    async for event in _threaded(events, timeout_s):
-        if isinstance(event, ChatTurn):
-            turn = event
-    return turn
+class BackgroundRun:
+    """A blocking run in a worker thread, started at once: it finishes (and frees its slot) even when the
+    client goes away before reading it or the request times out."""
 
+    _DONE = object()
 
-async def _threaded(events: Iterator, timeout_s: float):
-    """Iterate a blocking generator in a worker thread, with a deadline for the whole run."""
-    queue: asyncio.Queue = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    done = object()
+    def __init__(self, events: Iterator):
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+        threading.Thread(target=self._pump, args=(events,), daemon=True, name="xthink-serve-run").start()
 
-    def pump():
+    def _pump(self, events: Iterator) -> None:
         try:
             for event in events:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
+                self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
         except BaseException as exc:  # noqa: BLE001  (handed to the request, which answers with its code)
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
-        loop.call_soon_threadsafe(queue.put_nowait, done)
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, exc)
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, self._DONE)
 
-    threading.Thread(target=pump, daemon=True, name="xthink-serve-run").start()
-    deadline = loop.time() + timeout_s
-    while True:
-        try:
-            event = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
-        except asyncio.TimeoutError:
-            raise ApiError(504, f"the run took over {timeout_s:g} s", "server_error") from None
-        if event is done:
-            return
-        if isinstance(event, BaseException):
-            raise _as_api_error(event)
-        yield event
+    async def events(self, timeout_s: float):
+        """The run's events as they come, with a deadline for the whole run."""
+        deadline = self.loop.time() + timeout_s
+        while True:
+            try:
+                event = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - self.loop.time()))
+            except asyncio.TimeoutError:
+                raise ApiError(504, f"the run took over {timeout_s:g} s", "server_error") from None
+            if event is self._DONE:
+                return
+            if isinstance(event, BaseException):
+                raise _as_api_error(event)
+            yield event
+
+    async def turn(self, timeout_s: float) -> ChatTurn:
+        last = None
+        async for last in self.events(timeout_s):
+            pass
+        return last
 
 
 def _as_api_error(exc: BaseException) -> ApiError:
@@ -327,7 +330,7 @@ def completion(turn: ChatTurn, rid: str, model: str) -> dict:
     }  # fmt: skip
 
 
-async def sse(events: Iterator, rid: str, model: str, timeout_s: float):
+async def sse(run: BackgroundRun, rid: str, model: str, timeout_s: float):
     """Chunks as the agent works: its thinking and each extraction as `reasoning_content`, the answer as
     `content`, then a last chunk with the finish reason, usage and the Result, then `[DONE]`."""
     created = int(time.time())
@@ -339,7 +342,7 @@ async def sse(events: Iterator, rid: str, model: str, timeout_s: float):
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        async for event in _threaded(events, timeout_s):
+        async for event in run.events(timeout_s):
             if isinstance(event, Token) and event.phase == "thinking":
                 yield chunk({"reasoning_content": event.text})
             elif isinstance(event, ExtractStep):

@@ -134,7 +134,7 @@ def test_serve_example_with_the_openai_client(workdir):
     try:
         _wait_for("http://127.0.0.1:8000/v1/models", server)
         out = _python(next(b for b in blocks("python") if "from openai import OpenAI" in b), workdir)
-        assert out.splitlines()[1].strip().isdigit(), out
+        assert re.search(r" \d+\n\d+\n", out), out  # "<answer> <total tokens>", then the extraction calls
     finally:
         _stop(server)
 
@@ -148,7 +148,6 @@ def test_langgraph_server_example(workdir):
     try:
         _wait_for("http://127.0.0.1:8123/ok", server)
         out = _python(next(b for b in blocks("python") if "langgraph_sdk" in b), workdir)
-        lines = out.splitlines()
-        assert lines[0].rsplit(" ", 1)[-1].isdigit() and any(line.startswith("updates") for line in lines), out
+        assert re.search(r" \d+\n", out) and re.search(r"^updates \['ingest'\]$", out, re.MULTILINE), out
     finally:
         _stop(server)

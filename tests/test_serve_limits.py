@@ -56,14 +56,20 @@ def start(app) -> tuple[str, uvicorn.Server]:
 def gated(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("XTHINK_IMAGE_STORE", str(tmp_path / "store"))
     gate = threading.Event()
-    reasoner = TransformersReasoner(str(tiny.reasoner), extra_logits_processors=lambda request, tok: [Gate(gate)])
+    arrived = []  # one entry per run that reached the reasoner (and so holds a slot)
+
+    def gated(request, tokenizer):
+        arrived.append(request)
+        return [Gate(gate)]
+
+    reasoner = TransformersReasoner(str(tiny.reasoner), extra_logits_processors=gated)
     agent = ExtractThink(reasoner=reasoner, perceiver=str(tiny.perceivers["llava_onevision"]), device="cpu")
-    yield agent, gate
+    yield agent, gate, arrived
     gate.set()
 
 
 def test_full_server_answers_429_then_recovers(gated, image_path):
-    agent, gate = gated
+    agent, gate, arrived = gated
     url, server = start(create_app(agent, ServeLimits(max_concurrent=2, timeout_s=120)))
     results = []
 
@@ -73,12 +79,10 @@ def test_full_server_answers_429_then_recovers(gated, image_path):
     workers = [threading.Thread(target=call) for _ in range(2)]
     for w in workers:
         w.start()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # both runs hold a slot (they wait at the gate)
-        busy = httpx.post(url + "/v1/chat/completions", json=body(image_path), timeout=30)
-        if busy.status_code == 429:
-            break
-        time.sleep(0.2)
+    deadline = time.monotonic() + 120
+    while len(arrived) < 2 and time.monotonic() < deadline:  # both runs hold a slot and wait at the gate
+        time.sleep(0.1)
+    busy = httpx.post(url + "/v1/chat/completions", json=body(image_path), timeout=30)
     assert busy.status_code == 429 and busy.headers["Retry-After"] == "2"
     assert busy.json()["error"]["type"] == "rate_limit_error"
     gate.set()
@@ -90,7 +94,7 @@ def test_full_server_answers_429_then_recovers(gated, image_path):
 
 
 def test_run_over_the_time_limit_is_504_and_frees_its_slot(gated, image_path):
-    agent, gate = gated
+    agent, gate, _ = gated
     url, server = start(create_app(agent, ServeLimits(max_concurrent=1, timeout_s=2)))
     slow = httpx.post(url + "/v1/chat/completions", json=body(image_path), timeout=60)
     assert slow.status_code == 504 and "over 2 s" in slow.json()["error"]["message"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphs import iterative, single
+from graphs import assistant, iterative, single
 from graphs.api import AskOptions, ExtractThink
 from tests.scripted import Script, think, tool_call
 from tests.snapshot import assert_snapshot
@@ -19,7 +19,7 @@ QUESTION = "What colour is the square?"
 
 @pytest.mark.parametrize("name, graph", [
     ("iterative", iterative.graph), ("extract", single.extract_graph),
-    ("caption", single.caption_graph), ("direct", single.direct_graph),
+    ("caption", single.caption_graph), ("direct", single.direct_graph), ("assistant", assistant.graph),
 ])
 def test_graph_topology(name, graph):
     assert_snapshot(f"graph_{name}.mmd", graph.get_graph().draw_mermaid())
