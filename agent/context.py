@@ -52,5 +52,6 @@ def build_context(run: RunContext) -> AgentContext:
         perceiver_max_new_tokens=options.perceiver_max_new_tokens,
         first_look=options.first_look,
         interrupt_before_extract=run.interrupt_before_extract,
+        stream_text=run.stream_text,
         mode=run.mode or "iterative",
     )

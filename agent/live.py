@@ -2,8 +2,8 @@
 
 Each piece goes out as `{"event": "token", "node": ..., "phase": "thinking" | "answer", "text": ...}`:
 thinking until `</think>`, answer (tool-call blocks included, as written) after it. A graph streamed
-without the `custom` mode drops these writes; a backend that cannot stream (HTTP, vLLM) sends none and
-the step still arrives whole on the `updates` stream.
+without the `custom` mode drops these writes; transformers in process and OpenAI-compatible servers stream, the
+in-process vLLM engine does not (its steps still arrive whole on the `updates` stream).
 """
 
 from __future__ import annotations

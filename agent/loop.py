@@ -74,7 +74,7 @@ def reason(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         tools = ()
         messages[0] = Message("system", prompts.ITERATIVE_FINAL_SYSTEM)
     request = ReasonRequest(messages=tuple(messages), settings=ctx.settings, tools=tools,
-                            on_text=token_relay("reason", ctx.settings.thinking))
+                            on_text=token_relay("reason", ctx.settings.thinking) if ctx.stream_text else None)
     out = ctx.reasoner.reason([request])[0]
     # Malformed blocks stay in the history as written, so the error message that follows makes sense.
     broken = "".join(f"\n<tool_call>\n{e.raw}\n</tool_call>" for e in out.tool_errors)

@@ -81,7 +81,7 @@ def think(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     prompt = prompts.reasoning_prompt(
         state.get("description", ""), state["question"], state.get("options"), ctx.settings.thinking
     )
-    relay = token_relay("think", ctx.settings.thinking)
+    relay = token_relay("think", ctx.settings.thinking) if ctx.stream_text else None
     out = ctx.reasoner.reason([ReasonRequest(messages=(Message("user", prompt),), settings=ctx.settings, on_text=relay)])[0]
     return {"final_output": out.raw, "final_text": out.text, "steps": [reason_record(out, "answer")]}
 

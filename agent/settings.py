@@ -90,6 +90,7 @@ class RunContext(AskOptions):
     device: str | None = None  # None: XTHINK_DEVICE, then auto
     mode: str | None = None  # the assistant graph's regime (default iterative); the regime graphs ignore it
     interrupt_before_extract: bool = False  # pause before each extraction for the application to decide
+    stream_text: bool = True  # the reasoner's text on the `custom` stream as it is generated
 
     def ask_options(self) -> AskOptions:
         return AskOptions(**{f.name: getattr(self, f.name) for f in fields(AskOptions)})

@@ -66,3 +66,6 @@ class AgentContext:
     first_look: str = "none"  # iterative: "caption" gives the reasoner a generic description before its first turn
     interrupt_before_extract: bool = False  # iterative: pause before each extraction (LangGraph `interrupt`)
     mode: str = "iterative"  # the assistant graph's regime
+    # Hand the reasoner's text to LangGraph's `custom` stream as it is generated (agent/live.py). Off for batch
+    # work: a server backend then answers unstreamed, as an evaluation expects.
+    stream_text: bool = False

@@ -103,7 +103,7 @@ def context_for(agent, turn: TurnSettings) -> AgentContext:
         reasoner=agent.reasoner, perceiver=agent.perceiver, store=ImageStore(max_pixels=settings.max_pixels),
         settings=settings.sampling(), max_extractions=settings.max_extractions,
         perceiver_max_new_tokens=settings.perceiver_max_new_tokens, first_look=settings.first_look,
-        interrupt_before_extract=turn.interrupt_before_extract, mode=turn.mode,
+        interrupt_before_extract=turn.interrupt_before_extract, mode=turn.mode, stream_text=True,
     )  # fmt: skip
 
 

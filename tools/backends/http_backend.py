@@ -33,6 +33,7 @@ from tools.backends.openai_api import (
     reason_body,
     served_by_vllm,
     served_models,
+    text_relay,
 )
 from tools.backends.spec import parse_model
 
@@ -88,9 +89,9 @@ class _HttpModel:
             )
         return served[0]
 
-    def _post(self, body: dict) -> tuple[dict, float]:
+    def _post(self, body: dict, on_chunk=None) -> tuple[dict, float]:
         started = time.perf_counter()
-        payload = self.endpoints.post("/chat/completions", body)
+        payload = self.endpoints.post("/chat/completions", body, on_chunk)
         return payload, time.perf_counter() - started
 
 
@@ -102,15 +103,20 @@ class HttpReasoner(_HttpModel):
 
     def _reason_one(self, request: ReasonRequest) -> ReasonOutput:
         model = self.load()
-        first = self._call(reason_body(model, request))
+        first = self._call(reason_body(model, request), request.on_text)
         if not needs_continuation(request.settings, first):
             return first
+        if request.on_text is not None:
+            request.on_text("</think>")  # the budget closed the thinking: what follows is the answer
         continues = served_by_vllm(self._listing, model)
-        second = self._call(continuation_body(model, request, first, continue_message=continues))
+        second = self._call(continuation_body(model, request, first, continue_message=continues), request.on_text)
         return merge_phases(first, second)
 
-    def _call(self, body: dict) -> ReasonOutput:
-        payload, seconds = self._post(body)
+    def _call(self, body: dict, on_text=None) -> ReasonOutput:
+        """One completion; with `on_text` it is streamed and its text handed over as it arrives."""
+        if on_text is not None:
+            body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        payload, seconds = self._post(body, text_relay(on_text) if on_text is not None else None)
         try:
             return parse_reason_response(payload, seconds)
         except ResponseError as exc:

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import json
 import os
 import random
@@ -93,17 +95,20 @@ class Endpoints:
     def get(self, path: str) -> dict:
         return self.call("GET", path)
 
-    def post(self, path: str, body: dict) -> dict:
-        return self.call("POST", path, body)
+    def post(self, path: str, body: dict, on_chunk: Callable[[dict], None] | None = None) -> dict:
+        """POST a JSON body; with `on_chunk` the body asks for a stream and each SSE chunk is handed over as it
+        arrives, and the chunks put together come back (tools/backends/openai_api.py: assemble_chunks)."""
+        return self.call("POST", path, body, on_chunk)
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def call(self, method: str, path: str, body: dict | None = None,
+             on_chunk: Callable[[dict], None] | None = None) -> dict:  # fmt: skip
         with self._slots:
             last: EndpointError | None = None
             for attempt in range(self.settings.retries + 1):
                 order = self._pick()
                 for i, url in enumerate(order):
                     try:
-                        return self._once(url, method, path, body)
+                        return self._once(url, method, path, body, on_chunk)
                     except EndpointError as exc:
                         last = exc
                         if not exc.retryable:
@@ -122,12 +127,14 @@ class Endpoints:
         base = min(self.settings.backoff * 2**attempt, self.settings.max_backoff)
         return base * (0.5 + random.random() / 2)
 
-    def _once(self, url: str, method: str, path: str, body: dict | None) -> dict:
+    def _once(self, url: str, method: str, path: str, body: dict | None, on_chunk=None) -> dict:
         with self._url_slots[url]:
             with self._lock:
                 self._in_flight += 1
                 self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             try:
+                if on_chunk is not None:
+                    return self._stream(url, path, body, on_chunk)
                 return self._send(url, method, path, body)
             finally:
                 with self._lock:
@@ -150,6 +157,32 @@ class Endpoints:
             raise EndpointError(url, f"connection dropped ({exc})", retryable=True) from None
         return self._decode(url, response)
 
+    def _stream(self, url: str, path: str, body: dict | None, on_chunk) -> dict:
+        """One streamed request. Errors before the first chunk are retried like any request; after it they are
+        not (the caller has already shown part of the answer)."""
+        from tools.backends.openai_api import assemble_chunks
+
+        chunks: list[dict] = []
+        try:
+            with self._clients[url].stream("POST", url + path, json=body) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._decode(url, response)
+                for line in response.iter_lines():
+                    chunk = _sse_data(line)
+                    if chunk is not None:
+                        chunks.append(chunk)
+                        on_chunk(chunk)
+        except EndpointError as exc:
+            if chunks:
+                exc.retryable = False
+            raise
+        except httpx.HTTPError as exc:
+            if not chunks and isinstance(exc, httpx.ConnectError):
+                self._mark_down(url)
+            raise EndpointError(url, f"stream broke ({type(exc).__name__})", retryable=not chunks) from None
+        return assemble_chunks(chunks)
+
     @staticmethod
     def _decode(url: str, response: httpx.Response) -> dict:
         status = response.status_code
@@ -163,6 +196,19 @@ class Endpoints:
             return response.json()
         except (json.JSONDecodeError, ValueError):
             raise EndpointError(url, f"returned invalid JSON: {_snippet(response.text)}") from None
+
+
+def _sse_data(line: str) -> dict | None:
+    """The JSON of one `data:` line of a server-sent event stream (None for others and `[DONE]`)."""
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if not data or data == "[DONE]":
+        return None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError:
+        return None
 
 
 def _snippet(text: str, limit: int = 300) -> str:

@@ -9,6 +9,8 @@ content; tool calls from `tool_calls` (server-side parser on) or `<tool_call>` b
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import base64
 import io
 import json
@@ -231,6 +233,49 @@ def parse_reason_response(payload: dict, seconds: float) -> ReasonOutput:
         seconds=seconds,
         finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
     )
+
+
+def assemble_chunks(chunks: list[dict]) -> dict:
+    """Streamed chat-completion chunks put together into the payload the same request would have returned
+    without `stream`: content, reasoning, tool calls (arguments joined by index), finish reason, usage."""
+    content, reasoning, calls, finish, usage = [], [], {}, None, None
+    for chunk in chunks:
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            finish = choice.get("finish_reason") or finish
+            content.append(delta.get("content") or "")
+            reasoning.append(delta.get("reasoning_content") or delta.get("reasoning") or "")
+            for call in delta.get("tool_calls") or []:
+                slot = calls.setdefault(call.get("index", len(calls)), {"id": "", "type": "function",
+                                                                          "function": {"name": "", "arguments": ""}})
+                slot["id"] = call.get("id") or slot["id"]
+                function = call.get("function") or {}
+                slot["function"]["name"] += function.get("name") or ""
+                slot["function"]["arguments"] += function.get("arguments") or ""
+    message = {"role": "assistant", "content": "".join(content), "reasoning_content": "".join(reasoning)}
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    return {"choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage or {}}
+
+
+def text_relay(on_text: Callable[[str], None]) -> Callable[[dict], None]:
+    """A chunk callback that hands a stream's text to `on_text`: reasoning, then `</think>`, then content (the
+    marker tells a listener the visible part began, as it would read it in the raw output)."""
+    state = {"reasoning": False}
+
+    def on_chunk(chunk: dict) -> None:
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning:
+                state["reasoning"] = True
+                on_text(reasoning)
+            if delta.get("content"):
+                prefix = "</think>" if state.pop("reasoning", False) else ""
+                on_text(prefix + delta["content"])
+
+    return on_chunk
 
 
 def parse_perceive_response(payload: dict, seconds: float) -> PerceiveOutput:
