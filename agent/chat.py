@@ -33,7 +33,7 @@ from agent.trace import MODES, ImageInfo, ReasonStep
 from tools.image_inputs import ImageInputError, ImagePolicy, acquire, decode_base64
 
 MAX_IMAGES_PER_TURN = 8
-_STAGED_MAX_BYTES = 512 * 1024 * 1024
+_STAGED_MAX_BYTES = 256 * 1024 * 1024
 
 
 class ChatInput(TypedDict):
@@ -63,9 +63,10 @@ class _Staged:
                 self._data.popitem(last=False)
         return digest
 
-    def pop(self, digest: str) -> bytes | None:
+    def get(self, digest: str) -> bytes | None:
+        """The bytes, left in place: two runs sending the same image at once both find them."""
         with self._lock:
-            return self._data.pop(digest, None)
+            return self._data.get(digest)
 
 
 STAGED = _Staged()
@@ -102,15 +103,17 @@ def image_source(block) -> str | None:
     kind = block.get("type")
     if kind == "image_url":
         value = block.get("image_url")
-        return (value.get("url") if isinstance(value, dict) else value) or ""
+        url = value.get("url") if isinstance(value, dict) else value
+        return url if isinstance(url, str) else ""
     if kind not in ("image", "input_image"):
         return None
     data = block.get("base64") or (block.get("data") if block.get("source_type") == "base64" else None)
-    if data:
+    if isinstance(data, str) and data:
         return f"data:{block.get('mime_type') or 'image/png'};base64,{data}"
-    if block.get("file_id"):
+    if isinstance(block.get("file_id"), str) and block["file_id"]:
         return f"stored:{block['file_id']}"
-    return block.get("url") or block.get("image_url") or ""
+    url = block.get("url") or block.get("image_url")
+    return url if isinstance(url, str) else ""
 
 
 class ChatState(AgentState, total=False):
@@ -223,7 +226,7 @@ def _image(block: dict, source: str | None, policy: ImagePolicy, known: dict, nu
         raise ImageInputError(block["error"], block.get("status", 400))
     if source.startswith("stored:"):
         digest = source[7:]
-        data = STAGED.pop(digest)
+        data = STAGED.get(digest)
         stored = policy.store.put(data, label) if data is not None else policy.store.find(digest)
         if stored is None:
             raise ImageInputError(f"{label}: its data is no longer here; send the image again")

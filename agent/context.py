@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from agent.settings import DEFAULT_PERCEIVER, DEFAULT_REASONER, RunContext, checked
+from agent.settings import DEFAULT_PERCEIVER, DEFAULT_REASONER, InputError, RunContext, checked
 from agent.state import AgentContext
 from tools.backends.registry import env_placement, shared_perceiver, shared_reasoner
 from tools.images import ImageStore
@@ -40,8 +40,8 @@ def build_context(run: RunContext) -> AgentContext:
     """Models by name (the run's, else XTHINK_REASONER / XTHINK_PERCEIVER, else the small pair), shared."""
     run = checked(run)
     placement = env_placement(run.device)
-    reasoner = run.reasoner or os.environ.get("XTHINK_REASONER") or DEFAULT_REASONER
-    perceiver = run.perceiver or os.environ.get("XTHINK_PERCEIVER") or DEFAULT_PERCEIVER
+    reasoner = allowed(run.reasoner) or os.environ.get("XTHINK_REASONER") or DEFAULT_REASONER
+    perceiver = allowed(run.perceiver) or os.environ.get("XTHINK_PERCEIVER") or DEFAULT_PERCEIVER
     options = run.ask_options()
     return AgentContext(
         reasoner=shared_reasoner(reasoner, placement),  # created, not loaded: direct never loads it
@@ -55,3 +55,17 @@ def build_context(run: RunContext) -> AgentContext:
         stream_text=run.stream_text,
         mode=run.mode or "iterative",
     )
+
+
+def allowed(model: str | None) -> str | None:
+    """A model a run's context names, if the server allows it. With XTHINK_ALLOWED_MODELS set (comma-separated)
+    a deployed server loads only those and its XTHINK_REASONER / XTHINK_PERCEIVER: a client cannot make it
+    load any hub model or folder, or call any URL as a model server."""
+    listed = os.environ.get("XTHINK_ALLOWED_MODELS")
+    if model is None or not listed:
+        return model
+    permitted = {m.strip() for m in listed.split(",")} | {os.environ.get("XTHINK_REASONER"),
+                                                          os.environ.get("XTHINK_PERCEIVER")}  # fmt: skip
+    if model not in permitted:
+        raise InputError(f"model '{model[:120]}' is not allowed on this server (XTHINK_ALLOWED_MODELS)")
+    return model

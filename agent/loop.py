@@ -33,7 +33,8 @@ def start(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     has a history, the new question (and any new images) is appended instead: earlier extractions stay."""
     ctx = live_context(runtime, state)
     budget = {"extractions_left": ctx.max_extractions, "refused_after_budget": False,
-              "seen_images": [image.id for image in state["images"]]}  # fmt: skip
+              "seen_images": [image.id for image in state["images"]],
+              "review_extractions": ctx.interrupt_before_extract}  # fmt: skip
     if state.get("history"):
         seen = set(state.get("seen_images") or [])
         new = [(image.id, image.width, image.height) for image in state["images"] if image.id not in seen]
@@ -119,7 +120,7 @@ def extract(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     known_crops = {crop.id: crop for crop in state.get("crops", [])}
     checked = [_check(call, images, known_crops) for call in _written_order(state)]
     charged = _charge(checked, left)
-    if ctx.interrupt_before_extract:
+    if state.get("review_extractions", ctx.interrupt_before_extract):  # fixed for the turn, resumed or not
         checked = [_reviewed(item, images, known_crops, left) if i in charged and item.error is None else item
                    for i, item in enumerate(checked)]  # fmt: skip
     crops = list(state.get("crops", []))

@@ -37,6 +37,9 @@ class AgentState(TypedDict, total=False):
     extractions_left: int
     # `start`: the image ids the reasoner has been told about (a follow-up lists only new ones).
     seen_images: list[str]
+    # `start`: whether this turn pauses before each extraction (kept in state so a resumed run, whatever its
+    # context, applies the application's decision).
+    review_extractions: bool
     # `reason`: the last turn's tool calls, consumed by `extract`.
     pending_calls: list[ToolCall]
     pending_errors: list[ToolCallError]

@@ -44,6 +44,9 @@ def serve_command(
     limits = ServeLimits(max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images, max_pixels=max_pixels,
                          max_concurrent=max_concurrent, timeout_s=timeout)  # fmt: skip
     key = api_key or os.environ.get("XTHINK_SERVE_API_KEY") or None
+    if key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host} without an API key; anyone who can reach it can run the models "
+              "(set --api-key or XTHINK_SERVE_API_KEY)", flush=True)
     app = create_app(agent, limits, key)
     print(f"extract-think serving on http://{host}:{port}/v1 (models: GET /v1/models)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

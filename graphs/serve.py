@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.chat import image_source
@@ -48,6 +48,9 @@ class ServeLimits:
     max_pixels: int = 25_000_000
     max_concurrent: int = 4
     timeout_s: float = 600.0
+    # Per-request compute a client may ask for (a larger value is a 400 naming the cap).
+    caps: tuple[tuple[str, int], ...] = (("max_extractions", 16), ("max_new_tokens", 16384),
+                                         ("thinking_budget", 16384), ("perceiver_max_new_tokens", 4096))
 
 
 class ApiError(Exception):
@@ -143,12 +146,14 @@ def create_app(agent, limits: ServeLimits = ServeLimits(), api_key: str | None =
         if mode is None:
             raise ApiError(404, f"model '{chat.model}' does not exist; GET /v1/models lists "
                            f"{', '.join(MODELS)}", param="model")  # fmt: skip
-        settings = ask_options(chat)
-        messages = await asyncio.to_thread(to_chat_messages, chat.messages, policy, limits.max_images)
+        settings = ask_options(chat, limits)
         if not slots.take():
             raise ApiError(429, "too many requests in flight; retry shortly", "rate_limit_error",
                            headers={"Retry-After": "2"})
-        run = BackgroundRun(_events(agent, messages, TurnSettings(mode, settings), slots))
+        # Images are read inside the run (its slot, its deadline); a bad one still answers 4xx before any output.
+        run = BackgroundRun(_events(agent, chat.messages, policy, limits.max_images, TurnSettings(mode, settings),
+                                    slots))  # fmt: skip
+        await run.ready(limits.timeout_s)
         rid, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", chat.model
         if chat.stream:
             return StreamingResponse(sse(run, rid, model, limits.timeout_s), media_type="text/event-stream")
@@ -175,7 +180,7 @@ async def _read_body(request: Request, cap: int) -> bytes:
 def _parse(body: bytes) -> ChatRequest:
     try:
         return ChatRequest.model_validate(json.loads(body or b"null"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "the request body is not valid JSON") from None
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -183,8 +188,9 @@ def _parse(body: bytes) -> ChatRequest:
         raise ApiError(400, f"{where}: {first['msg']}", param=where) from None
 
 
-def ask_options(chat: ChatRequest) -> AskOptions:
-    """OpenAI's max_tokens/temperature/top_p/seed and our extra fields onto the ask settings."""
+def ask_options(chat: ChatRequest, limits: ServeLimits = ServeLimits()) -> AskOptions:
+    """OpenAI's max_tokens/temperature/top_p/seed and our extra fields onto the ask settings, type-checked and
+    within the server's caps."""
     extra = chat.model_extra or {}
     values = {k: extra[k] for k in ASK_FIELDS if k in extra}
     for name in ("temperature", "top_p", "seed"):
@@ -194,9 +200,18 @@ def ask_options(chat: ChatRequest) -> AskOptions:
     if cap is not None and "max_new_tokens" not in values:
         values["max_new_tokens"] = cap
     try:
-        return AskOptions(**values)
-    except (InputError, TypeError, ValueError) as exc:
-        raise ApiError(400, f"invalid setting: {exc}") from None
+        options = TypeAdapter(AskOptions).validate_python(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        raise ApiError(400, f"{name}: {first['msg']}", param=name) from None
+    except InputError as exc:
+        raise ApiError(400, str(exc)) from None
+    for name, most in limits.caps:
+        value = getattr(options, name)
+        if value is not None and not 0 <= value <= most:
+            raise ApiError(400, f"{name} must be between 0 and {most} on this server", param=name)
+    return options
 
 
 def to_chat_messages(messages: list[dict], policy: ImagePolicy, max_images: int) -> list[dict]:
@@ -246,9 +261,14 @@ def _stored(source: str, policy: ImagePolicy, label: str) -> str:
         raise ApiError(exc.status, str(exc)) from None
 
 
-def _events(agent, messages: list[dict], turn: TurnSettings, slots: Slots) -> Iterator:
-    """The run's events; the slot is given back when the run ends."""
+READY = object()  # the images were read and stored: the run itself starts
+
+
+def _events(agent, raw: list[dict], policy: ImagePolicy, max_images: int, turn: TurnSettings, slots: Slots):
+    """The run's events (READY first); the slot is given back when the run ends, however it ends."""
     try:
+        messages = to_chat_messages(raw, policy, max_images)
+        yield READY
         yield from run_turn(agent, assistant.graph, {"messages": messages}, uuid.uuid4().hex, turn)
     finally:
         slots.give()
@@ -273,9 +293,16 @@ class BackgroundRun:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, exc)
         self.loop.call_soon_threadsafe(self.queue.put_nowait, self._DONE)
 
+    async def ready(self, timeout_s: float) -> None:
+        """Wait until the run's input was read: an error in it (a bad image) is raised here, as a 4xx."""
+        self.deadline = self.loop.time() + timeout_s
+        async for event in self.events(timeout_s):
+            if event is READY:
+                return
+
     async def events(self, timeout_s: float):
-        """The run's events as they come, with a deadline for the whole run."""
-        deadline = self.loop.time() + timeout_s
+        """The run's events as they come, with a deadline for the whole run (set once, by `ready`)."""
+        deadline = getattr(self, "deadline", None) or self.loop.time() + timeout_s
         while True:
             try:
                 event = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - self.loop.time()))
@@ -299,6 +326,8 @@ def _as_api_error(exc: BaseException) -> ApiError:
     from tools.backends.loading import ModelLoadError
     from tools.images import ImageError
 
+    if isinstance(exc, ApiError):
+        return exc
     if isinstance(exc, (InputError, ImageError)):
         return ApiError(400, str(exc))
     if isinstance(exc, ImageInputError):
@@ -316,6 +345,16 @@ def usage(result: Result | None) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
 
 
+def public_result(result: Result | None) -> dict | None:
+    """The Result for a client: image paths become the stored file's name (no server folders)."""
+    if result is None:
+        return None
+    data = result.model_dump(mode="json")
+    for image in data["images"]:
+        image["path"] = image["path"].rsplit("/", 1)[-1]
+    return data
+
+
 def completion(turn: ChatTurn, rid: str, model: str) -> dict:
     if turn.error:
         raise ApiError(400, turn.error)
@@ -326,7 +365,7 @@ def completion(turn: ChatTurn, rid: str, model: str) -> dict:
         "id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "finish_reason": finish,
                      "message": {"role": "assistant", "content": turn.reply, "reasoning_content": turn.reasoning}}],
-        "usage": usage(result), "extract_think": result.model_dump(mode="json") if result else None,
+        "usage": usage(result), "extract_think": public_result(result),
     }  # fmt: skip
 
 
@@ -353,8 +392,7 @@ async def sse(run: BackgroundRun, rid: str, model: str, timeout_s: float):
                 if event.error:
                     raise ApiError(400, event.error)
                 yield chunk({"content": event.reply})
-                extra = {"usage": usage(event.result),
-                         "extract_think": event.result.model_dump(mode="json") if event.result else None}
+                extra = {"usage": usage(event.result), "extract_think": public_result(event.result)}
                 yield chunk({}, "stop", **extra)
     except ApiError as exc:
         yield f"data: {json.dumps(error_body(exc.status, exc.message, exc.kind))}\n\n"

@@ -160,3 +160,17 @@ def test_langchain_image_block_and_state_without_pixels(tiny, image_path):
     stored = values["messages"][0].content[1]
     assert stored["type"] == "image" and stored["image_id"] == "image_1" and "base64" not in stored
     assert data[:40] not in repr(values)
+
+
+def test_a_resume_without_the_flag_still_applies_the_decision(tiny, image_path):
+    """LangGraph Server clients may resume with a different (or no) context: the turn's pause setting is
+    kept in state, so the refusal is applied rather than the proposed call run."""
+    from graphs.conversation import TurnSettings, resume_input, run_turn
+
+    script = Script(tool_call("the colour"), "Answer: unknown")
+    agent = agent_with(tiny, script)
+    paused = agent.chat("What colour?", [image_path], thread_id="r", settings=FAST, interrupt_before_extract=True)
+    assert paused.interrupt is not None
+    plain = TurnSettings(settings=FAST, interrupt_before_extract=False)
+    done = list(run_turn(agent, agent._assistant(), resume_input(False), "r", plain))[-1]
+    assert done.result.extraction_calls == 0 and done.result.steps[1].review == "refused"

@@ -31,6 +31,14 @@ class Handler(BaseHTTPRequestHandler):
     routes: dict = {}
 
     def do_GET(self):  # noqa: N802
+        if self.path == "/drip":  # a byte every 0.4 s: never a read timeout, but over the whole-fetch deadline
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(20):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.4)
+            return
         status, headers, body, delay = self.routes.get(self.path, (404, {}, b"", 0))
         time.sleep(delay)
         self.send_response(status)
@@ -57,6 +65,7 @@ def web():
     Handler.routes = {
         "/ok.png": (200, {"Content-Length": str(len(png))}, png, 0),
         "/to-file": (302, {"Location": "file:///etc/passwd"}, b"", 0),
+        "/to-ftp": (302, {"Location": "ftp://example.com/x.png"}, b"", 0),
         "/to-ok": (301, {"Location": "/ok.png"}, b"", 0),
         "/loop": (302, {"Location": "/loop"}, b"", 0),
         "/big": (200, {"Content-Length": "999999"}, b"x" * 10, 0),
@@ -69,7 +78,8 @@ def web():
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.1.2.3", "192.168.0.9", "169.254.169.254", "::1",
-                                  "100.64.0.1", "fc00::1"])
+                                  "100.64.0.1", "fc00::1", "2130706433", "0x7f.1", "127.1", "::ffff:127.0.0.1",
+                                  "::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe"])
 def test_private_and_local_addresses_are_refused(host):
     with pytest.raises(ImageInputError) as info:
         _checked_address(host, 80, ImagePolicy(allow_urls=True), "image")
@@ -86,7 +96,7 @@ def test_fetch_follows_checked_redirects_with_caps(web, policy):
     stored = acquire(f"{web}/ok.png", policy)
     assert (stored.width, stored.height) == (20, 10) and stored.path.read_bytes() == png_bytes()
     assert acquire(f"{web}/to-ok", policy).digest == stored.digest
-    cases = {"/to-file": 400, "/loop": 400, "/big": 413, "/big-chunked": 413, "/slow": 504, "/text": 400,
+    cases = {"/to-file": 400, "/to-ftp": 400, "/drip": 504, "/loop": 400, "/big": 413, "/big-chunked": 413, "/slow": 504, "/text": 400,
              "/missing": 502}
     for path, status in cases.items():
         with pytest.raises(ImageInputError) as info:
@@ -101,12 +111,13 @@ def test_local_paths_stay_under_the_root(tmp_path, policy):
     outside = tmp_path / "secret.png"
     outside.write_bytes(png_bytes(colour="blue"))
     os.symlink(outside, root / "link.png")
+    os.symlink(root / "loop.png", root / "loop.png")
     rooted = ImagePolicy(image_root=root.resolve(), store_dir=tmp_path / "store")
     assert acquire("sub/a.png", rooted).width == 20
     assert acquire(str(root / "sub" / "a.png"), rooted).width == 20
     assert acquire(f"file://{root / 'sub' / 'a.png'}", rooted).width == 20
     for path, status in [("../secret.png", 403), (str(outside), 403), ("link.png", 403), ("sub/../../secret.png", 403),
-                         ("nope.png", 404)]:
+                         ("nope.png", 404), ("loop.png", 400), ("a\x00.png", 400), ("x" * 5000, 400)]:
         with pytest.raises(ImageInputError) as info:
             acquire(path, rooted)
         assert info.value.status == status, path

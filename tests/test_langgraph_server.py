@@ -46,12 +46,17 @@ def server(tiny, tmp_path_factory):
     assert cli, "langgraph-cli[inmem] is part of the test extra"
     port = free_port()
     log = tmp_path_factory.mktemp("lg") / "server.log"
+    # The server keeps its in-memory data under ./.langgraph_api: run it from a folder of its own that sees the
+    # repository's graphs, never from the repository itself.
+    cwd = tmp_path_factory.mktemp("lg_cwd")
+    for name in ("langgraph.json", "pyproject.toml", "agent", "tools", "graphs", "evals"):
+        (cwd / name).symlink_to(ROOT / name)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XTHINK_REASONER": str(tiny.reasoner),
            "XTHINK_PERCEIVER": str(tiny.perceivers["llava_onevision"]), "XTHINK_DEVICE": "cpu",
            "XTHINK_IMAGE_STORE": str(tmp_path_factory.mktemp("lg_store")), "LANGSMITH_TRACING": "false",
            "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
     with open(log, "w") as out:
-        proc = subprocess.Popen([cli, "dev", "--port", str(port), "--no-browser", "--no-reload"], cwd=ROOT, env=env,
+        proc = subprocess.Popen([cli, "dev", "--port", str(port), "--no-browser", "--no-reload"], cwd=cwd, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):

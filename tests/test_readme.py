@@ -101,7 +101,11 @@ def _wait_for(url: str, proc, seconds: float = 300) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
-def _background(block: str, cwd: Path):
+def _background(block: str, cwd: Path, port: int):
+    import socket
+
+    with socket.socket() as probe:  # the README names the port: fail clearly if something else holds it
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is already in use on this machine"
     return subprocess.Popen(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=ENV, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -130,7 +134,7 @@ def test_assistant_python_and_chat_examples(workdir):
 
 
 def test_serve_example_with_the_openai_client(workdir):
-    server = _background(next(b for b in blocks("bash") if "xthink serve" in b), workdir)
+    server = _background(next(b for b in blocks("bash") if "xthink serve" in b), workdir, 8000)
     try:
         _wait_for("http://127.0.0.1:8000/v1/models", server)
         out = _python(next(b for b in blocks("python") if "from openai import OpenAI" in b), workdir)
@@ -144,7 +148,7 @@ def test_langgraph_server_example(workdir):
     for name in ("langgraph.json", "pyproject.toml", "agent", "tools", "graphs", "evals"):
         if not (workdir / name).exists():
             (workdir / name).symlink_to(root / name)  # "from the repository folder", with ./tiny beside it
-    server = _background(next(b for b in blocks("bash") if "langgraph dev" in b), workdir)
+    server = _background(next(b for b in blocks("bash") if "langgraph dev" in b), workdir, 8123)
     try:
         _wait_for("http://127.0.0.1:8123/ok", server)
         out = _python(next(b for b in blocks("python") if "langgraph_sdk" in b), workdir)

@@ -156,6 +156,7 @@ def bad_requests(server, tmp_path):
         "loopback URL": ([user("q", "http://127.0.0.1:9/x.png")], 403),
         "link-local URL": ([user("q", "http://169.254.169.254/latest/meta-data")], 403),
         "other scheme": ([user("q", "ftp://example.com/x.png")], 400),
+        "NUL in a path": ([user("q", "a\x00b.png")], 400),
     }
 
 
@@ -173,6 +174,7 @@ def test_bad_inputs_are_clear_4xx_and_the_server_keeps_serving(server, client, i
         wrong.models.list()
     inside = ask(client, [user("What colour?", "inside.png")]).model_extra["extract_think"]
     assert inside["images"][0]["width"] == 40, "a path under the root is allowed"
+    assert "/" not in inside["images"][0]["path"], "the server's folders are not shown to clients"
     assert ask(client, [user("What colour?", data_url(Image.open(image_path)))]).choices[0].message is not None
 
 
@@ -181,10 +183,20 @@ def test_garbage_bodies(server):
     url = server[0] + "/v1/chat/completions"
     for body, status in [(b"{not json", 400), (b'{"model": "extract-think"}', 400),
                          (b'{"model": "extract-think", "messages": [{"role": "wizard"}]}', 400),
-                         (b'{"model": "extract-think", "messages": [], "max_extractions": "lots"}', 400)]:
+                         (b'{"model": "extract-think", "messages": [{"role": "user", "content": "q"}], '
+                          b'"max_extractions": "lots"}', 400),
+                         (b'{"model": "extract-think", "messages": [{"role": "user", "content": "q"}], '
+                          b'"max_extractions": 99}', 400),
+                         (b'{"model": "extract-think", "messages": [{"role": "user", "content": "q"}], '
+                          b'"greedy": "maybe"}', 400),
+                         (b'{"model": "extract-think", "messages": [{"role": "user", "content": [{"type": '
+                          b'"image_url", "image_url": {"url": 123}}]}]}', 400),
+                         (b"[" * 100_000 + b"]" * 100_000, 400)]:
         response = httpx.post(url, content=body, headers=headers, timeout=30)
         assert response.status_code == status, body
         assert set(response.json()["error"]) >= {"message", "type"}
     big = httpx.post(url, content=b"x" * (33 * 1024 * 1024), headers=headers, timeout=60)
     assert big.status_code == 413
+    chunked = httpx.post(url, content=(b"x" * (1024 * 1024) for _ in range(40)), headers=headers, timeout=60)
+    assert chunked.status_code == 413, "no Content-Length: the body is counted as it arrives"
     assert httpx.get(server[0] + "/v1/models", headers=headers, timeout=10).status_code == 200

@@ -159,15 +159,21 @@ def read_local(path: str, policy: ImagePolicy, label: str = "image") -> bytes:
         raise ImageInputError(f"{label}: local file paths are off; the server sets XTHINK_IMAGE_ROOT to allow "
                               "files under one folder, or send the image as a data URL", 403)  # fmt: skip
     root = policy.image_root
-    raw = Path(path[7:] if path.startswith("file://") else path)
-    target = (raw if raw.is_absolute() else root / raw).resolve()
-    if not target.is_relative_to(root):
-        raise ImageInputError(f"{label}: '{path}' is outside the allowed image folder", 403)
-    if not target.is_file():
-        raise ImageInputError(f"{label}: '{path}' does not exist under the allowed image folder", 404)
-    if target.stat().st_size > policy.max_bytes:
-        raise ImageInputError(f"{label} is over the size limit of {policy.max_bytes:,} bytes", 413)
-    return target.read_bytes()
+    shown = path[:200]
+    try:
+        raw = Path(path[7:] if path.startswith("file://") else path)
+        target = (raw if raw.is_absolute() else root / raw).resolve()
+        if not target.is_relative_to(root):
+            raise ImageInputError(f"{label}: '{shown}' is outside the allowed image folder", 403)
+        if not target.is_file():
+            raise ImageInputError(f"{label}: '{shown}' does not exist under the allowed image folder", 404)
+        if target.stat().st_size > policy.max_bytes:
+            raise ImageInputError(f"{label} is over the size limit of {policy.max_bytes:,} bytes", 413)
+        return target.read_bytes()
+    except ImageInputError:
+        raise
+    except (ValueError, OSError, RuntimeError):  # NUL bytes, names too long, symlink loops, unreadable files
+        raise ImageInputError(f"{label}: '{shown}' is not a readable file path", 400) from None
 
 
 def fetch_url(url: str, policy: ImagePolicy, label: str = "image") -> bytes:
@@ -178,15 +184,24 @@ def fetch_url(url: str, policy: ImagePolicy, label: str = "image") -> bytes:
     import httpx
 
     deadline = time.monotonic() + policy.timeout_s
+    first = url
     with httpx.Client(follow_redirects=False, timeout=policy.timeout_s, trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            response = _get_checked(client, url, policy, label, deadline)
+            response = None if time.monotonic() > deadline else _get_checked(client, url, policy, label, deadline)
             if response is None:
-                raise ImageInputError(f"{label}: fetching {url} took over {policy.timeout_s:g} s", 504)
+                raise ImageInputError(f"{label}: fetching {first[:80]} took over {policy.timeout_s:g} s", 504)
             if not isinstance(response, str):
                 return response
+            _check_redirect(url, response, label)
             url = response
     raise ImageInputError(f"{label}: more than {MAX_REDIRECTS} redirects", 400)
+
+
+def _check_redirect(current: str, target: str, label: str) -> None:
+    """A redirect keeps its scheme (an http -> https upgrade aside): never to file://, ftp:// or back to http."""
+    before, after = urlsplit(current).scheme, urlsplit(target).scheme
+    if after != before and (before, after) != ("http", "https"):
+        raise ImageInputError(f"{label}: a redirect from {before}:// to {after or 'another'}:// is refused", 400)
 
 
 def _get_checked(client, url: str, policy: ImagePolicy, label: str, deadline: float) -> bytes | str | None:
@@ -228,6 +243,21 @@ def _read_capped(response, policy: ImagePolicy, label: str, deadline: float) -> 
     return bytes(body)
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _with_embedded(ip) -> list:
+    """The address and any IPv4 address carried inside an IPv6 one (mapped, compatible, 6to4, Teredo, NAT64):
+    each must be public, or a v6 form could reach a private v4 host."""
+    parts = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        teredo = ip.teredo[1] if ip.teredo else None
+        embedded = [ip.ipv4_mapped, ip.sixtofour, teredo, low if ip in NAT64 or int(ip) >> 32 == 0 else None]
+        parts += [v4 for v4 in embedded if v4 is not None]
+    return parts
+
+
 def _checked_address(hostname: str, port: int, policy: ImagePolicy, label: str) -> str:
     """The first address of the host, after checking that every address it resolves to is allowed."""
     try:
@@ -237,7 +267,7 @@ def _checked_address(hostname: str, port: int, policy: ImagePolicy, label: str) 
     addresses = [info[4][0] for info in infos]
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
-        if not policy.allow_private and not ip.is_global:
+        if not policy.allow_private and not all(part.is_global for part in _with_embedded(ip)):
             raise ImageInputError(f"{label}: '{hostname}' is a loopback, private or link-local address; such URLs "
                                   "are refused", 403)  # fmt: skip
         if ip.is_multicast or ip.is_unspecified:
