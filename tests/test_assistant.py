@@ -174,3 +174,17 @@ def test_a_resume_without_the_flag_still_applies_the_decision(tiny, image_path):
     plain = TurnSettings(settings=FAST, interrupt_before_extract=False)
     done = list(run_turn(agent, agent._assistant(), resume_input(False), "r", plain))[-1]
     assert done.result.extraction_calls == 0 and done.result.steps[1].review == "refused"
+
+
+def test_allowed_models_limit_what_a_context_can_name(monkeypatch):
+    from agent.context import allowed
+    from agent.settings import InputError
+
+    monkeypatch.delenv("XTHINK_ALLOWED_MODELS", raising=False)
+    assert allowed("http://169.254.169.254/v1") == "http://169.254.169.254/v1", "unset: any model (langgraph dev)"
+    monkeypatch.setenv("XTHINK_ALLOWED_MODELS", "Qwen/Qwen3-4B, ./models/mine")
+    monkeypatch.setenv("XTHINK_REASONER", "./models/reasoner")
+    assert allowed("./models/mine") == "./models/mine" and allowed("./models/reasoner") == "./models/reasoner"
+    assert allowed(None) is None
+    with pytest.raises(InputError, match="not allowed"):
+        allowed("http://169.254.169.254/v1")
