@@ -170,6 +170,10 @@ def _register_eval_commands() -> None:
     from graphs.cli_view import view_command
 
     app.command("view")(view_command)
+    from graphs.cli_vet import vet_data_command, vet_train_command
+
+    app.command("vet-data")(vet_data_command)
+    app.command("vet-train")(vet_train_command)
 
 
 _register_eval_commands()
