@@ -135,7 +135,8 @@ def training_args(config: TrainConfig, cuda: bool):
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         bf16=cuda, use_cpu=not cuda, logging_steps=config.logging_steps, logging_first_step=True,
         save_steps=config.save_steps, save_total_limit=2, report_to=config.report_to, seed=config.seed,
-        remove_unused_columns=False, dataloader_num_workers=0, gradient_checkpointing=config.gradient_checkpointing,
+        remove_unused_columns=False, dataloader_num_workers=0,
+        **({"gradient_checkpointing": True} if config.gradient_checkpointing else {}),
     )  # fmt: skip
 
 
