@@ -134,6 +134,7 @@ def vet_train_command(
     device: str = typer.Option("auto", help="auto | cpu | cuda (accelerate launch/torchrun place processes)"),
     seed: int = typer.Option(0, "--seed"),
     restart: bool = typer.Option(False, "--restart", help="ignore checkpoints in OUT and start over"),
+    deepspeed: str | None = typer.Option(None, "--deepspeed", help="DeepSpeed config JSON (ZeRO; needs deepspeed)"),
 ) -> None:
     """Fine-tune a perceiver on VET pairs; resumes from OUT/checkpoints when a run was cut short."""
     from tools.vet.train import TrainConfig
@@ -146,7 +147,7 @@ def vet_train_command(
         data=data, base=base, out=out, lora=lora, epochs=epochs, max_steps=max_steps, lr=lr, vision_lr=vision_lr,
         batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, save_steps=save_steps,
         logging_steps=logging_steps, report_to=report_to, device=device, gradient_checkpointing=gradient_checkpointing,
-        lora_rank=lora_rank, seed=seed, restart=restart,
+        lora_rank=lora_rank, seed=seed, restart=restart, deepspeed=deepspeed,
     )  # fmt: skip
     summary = _run_vet_train(config)
     loss = f"loss {summary.first_loss:.4f} -> {summary.final_loss:.4f}" if summary.losses else "no loss logged"

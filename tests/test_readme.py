@@ -83,3 +83,16 @@ def test_view_example(workdir):
         assert (workdir / "tiny" / page).stat().st_size > 10_000, page
     exported = sorted(p.name for p in (workdir / "tiny" / "view-run" / "export" / "lmms-eval").iterdir())
     assert exported == ["view-run_samples_mmstar_direct.jsonl", "view-run_samples_mmstar_iterative.jsonl"]
+
+
+def test_train_your_own_perceiver_example(workdir):
+    """The VET walk-through runs as written: data (broken items recorded), training, ask, eval, report."""
+    block = next(b for b in blocks("bash") if "xthink vet-data --source ./tiny/" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "8 pairs" in proc.stdout and "3 failed" in proc.stdout
+    assert (workdir / "tiny" / "vet-perceiver" / "model.safetensors").exists()
+    assert '"mode": "extract"' in proc.stdout
+    (row,) = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") + 1:])
+    assert row["regime"] == "extract" and row["n"] == 6

@@ -188,7 +188,7 @@ def test_killed_training_resumes_from_its_checkpoint(tiny, data, tmp_path):
                    if (p / "trainer_state.json").exists())  # fmt: skip
     assert saved and saved[-1] < 400, "killed part way through"
     short = [*cmd[:cmd.index("400")], str(saved[-1] + 5), *cmd[cmd.index("400") + 1:]]
-    done = subprocess.run(short, env=ENV, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(short, env=ENV, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resumed from {out / 'checkpoints' / f'checkpoint-{saved[-1]}'}" in done.stdout.replace("\n", "")
     history = json.loads((out / "vet_train.json").read_text())
@@ -204,7 +204,7 @@ def test_trained_perceiver_answers_in_ask(tiny, trained, data):
     proc = subprocess.run([sys.executable, "-m", "graphs.cli", "ask", str(image), "What colour is the square?",
                            "--mode", "caption", "--reasoner", str(tiny.reasoner), "--perceiver", str(out), "--greedy",
                            "--max-new-tokens", "16", "--device", "cpu", "--json"],
-                          env=ENV, capture_output=True, text=True, timeout=300)  # fmt: skip
+                          env=ENV, capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     steps = [s for s in result["steps"] if s.get("kind", s.get("type")) in (None, "extract") or "output" in s]

@@ -43,6 +43,7 @@ class TrainConfig:
     lora_rank: int = 16
     seed: int = 0
     restart: bool = False
+    deepspeed: str | None = None  # a DeepSpeed config file (ZeRO), handed to TrainingArguments
 
 
 @dataclass
@@ -137,6 +138,7 @@ def training_args(config: TrainConfig, cuda: bool):
         save_steps=config.save_steps, save_total_limit=2, report_to=config.report_to, seed=config.seed,
         remove_unused_columns=False, dataloader_num_workers=0,
         **({"gradient_checkpointing": True} if config.gradient_checkpointing else {}),
+        **({"deepspeed": config.deepspeed} if config.deepspeed else {}),
     )  # fmt: skip
 
 
