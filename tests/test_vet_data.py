@@ -4,11 +4,8 @@ a killed run resumes with every item once, the iterative style goes through the 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,9 +16,9 @@ from evals.synthetic_vet import write_source
 from evals.vet_data import DESCRIBE_PROMPT, REGIONS, TEACHER_SIDE, focus, statements_prompt
 from evals.vet_sources import load_source
 from graphs.cli import app
+from tests.kill import ENV, kill_when, line_count
 
 runner = CliRunner()
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -138,20 +135,15 @@ def test_killed_run_resumes_with_every_item_once(tiny, tmp_path):
     cmd = [sys.executable, "-m", "graphs.cli", "vet-data", "--source", str(source), "--teacher",
            str(tiny.perceivers["llava"]), "--text-teacher", str(tiny.reasoner), "--out", str(out),
            "--statement-tokens", "48", "--description-tokens", "96", "--concurrency", "1", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     path = out / "records.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and (not path.exists() or path.read_text().count("\n") < 3):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = path.read_text().count("\n")
+    kill_when(cmd, lambda: line_count(path) >= 3)
+    partial = line_count(path)
     assert 3 <= partial < 16, "the kill must land part way through the run"
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = records(out)
-    assert Counter(r["id"] for r in lines) == Counter({f"item-{i}": 1 for i in range(16)})
-    assert all(r["ok"] for r in lines)
+    written = records(out)
+    assert Counter(r["id"] for r in written) == Counter({f"item-{i}": 1 for i in range(16)})
+    assert all(r["ok"] for r in written)
 
 
 def test_bad_input_is_one_line(tiny, tmp_path, source):

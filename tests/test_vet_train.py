@@ -5,19 +5,16 @@ LoRA merges, and the result answers as `--perceiver`."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.kill import ENV, kill_when
 from tools.vet.dataset import Pair, write_dataset
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 INSTRUCTION = "Describe the fine-grained content of the image, including scenes, objects, relationships, " \
               "instance location, and any text present. Especially, pay attention to the colour of the square."
 TARGETS = {"red": "the square is red", "blue": "the square is blue"}
@@ -177,13 +174,7 @@ def test_killed_training_resumes_from_its_checkpoint(tiny, data, tmp_path):
     cmd = [sys.executable, "-m", "graphs.cli", "vet-train", "--data", str(data), "--base",
            str(tiny.perceivers["llava"]), "--out", str(out), "--max-steps", "400", "--save-steps", "5",
            "--lr", "1e-3", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and not (out / "checkpoints" / "checkpoint-10" / "trainer_state.json").exists():
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, lambda: (out / "checkpoints" / "checkpoint-10" / "trainer_state.json").exists(), settle=0.5)
     saved = sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("checkpoint-*")
                    if (p / "trainer_state.json").exists())  # fmt: skip
     assert saved and saved[-1] < 400, "killed part way through"
