@@ -163,3 +163,20 @@ def test_bad_input_is_one_line(tiny, tmp_path, source):
     result = runner.invoke(app, ["vet-data", "--source", str(not_llava), "--teacher", str(tiny.perceivers["llava"]),
                                  "--out", str(tmp_path / "o3")])  # fmt: skip
     assert result.exit_code == 2 and "LLaVA conversation format" in result.output
+
+
+def test_parquet_source_with_embedded_images(tiny, source, tmp_path):
+    """The hub layout: conversations and an image struct {bytes, path} in parquet, no image files beside it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = json.loads(source.read_text())[:2]
+    table = [{"id": r["id"], "conversations": r["conversations"],
+              "image": {"bytes": (source.parent / r["image"]).read_bytes(), "path": r["image"]}} for r in rows]
+    folder = tmp_path / "hub-layout" / "data"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(table), folder / "train-00000-of-00001.parquet")
+    out = tmp_path / "from-parquet"
+    result = vet_data(tiny, folder.parent, out, "--text-teacher", str(tiny.reasoner))
+    assert result.exit_code == 0, result.output
+    assert sorted(r["id"] for r in records(out) if r["ok"]) == ["item-0", "item-1"]
