@@ -1,7 +1,8 @@
 """Training speed and peak memory of `xthink vet-train`, on a synthetic VET dataset.
 
 Usage: python scripts/bench_vet_train.py [--steps 30] [--batch-size 2] [--examples 16] [--lora]
-                                         [--real-geometry] [--device auto]
+                                         [--real-geometry] [--image-size W H] [--gradient-checkpointing]
+                                         [--device auto]
 Default: the tiny LLaVA-OneVision of the test suite (CPU-sized). `--real-geometry` builds a random-weight model
 with the geometry of llava-hf/llava-onevision-qwen2-0.5b-ov-hf (SigLIP so400m: 27 layers, width 1152, 384 px
 tiles of 729 tokens, AnyRes up to 6x6 tiles with anyres_max_9; Qwen2-0.5B: 24 layers, width 896, vocabulary
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--real-geometry", action="store_true")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                        help="training image size (default 640 480 with --real-geometry, else 64 48)")
+    parser.add_argument("--gradient-checkpointing", action="store_true")
     args = parser.parse_args()
 
     import torch
@@ -101,13 +105,15 @@ def main() -> None:
         root = Path(tmp)
         base = build_real_geometry(root / "base") if args.real_geometry else build_llava_onevision(root / "base")
         size, words = ((640, 480), 300) if args.real_geometry else ((64, 48), 60)
+        size = tuple(args.image_size) if args.image_size else size
         data = write_data(root / "data", args.examples, size, words)
         per_example = tokens_per_example(data, base)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         summary = run_training(TrainConfig(data=data, base=str(base), out=root / "out", max_steps=args.steps,
                                            batch_size=args.batch_size, lora=args.lora, device=args.device,
-                                           save_steps=10**9, logging_steps=10))  # fmt: skip
+                                           save_steps=10**9, logging_steps=10,
+                                           gradient_checkpointing=args.gradient_checkpointing))  # fmt: skip
         steps_per_s = summary.steps / summary.seconds
         figures = {
             "model": "llava-onevision-0.5b geometry (random)" if args.real_geometry else "tiny llava-onevision",

@@ -137,9 +137,17 @@ def training_args(config: TrainConfig, cuda: bool):
         bf16=cuda, use_cpu=not cuda, logging_steps=config.logging_steps, logging_first_step=True,
         save_steps=config.save_steps, save_total_limit=2, report_to=config.report_to, seed=config.seed,
         remove_unused_columns=False, dataloader_num_workers=0,
-        **({"gradient_checkpointing": True} if config.gradient_checkpointing else {}),
+        **({_checkpointing_field(TrainingArguments): True} if config.gradient_checkpointing else {}),
         **({"deepspeed": config.deepspeed} if config.deepspeed else {}),
     )  # fmt: skip
+
+
+def _checkpointing_field(args_class) -> str:
+    """transformers 5.x renames `gradient_checkpointing` to `activation_checkpointing`; use what it has."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(args_class)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def latest_checkpoint(out: Path) -> str | None:
