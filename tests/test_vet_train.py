@@ -70,9 +70,9 @@ def test_training_prompt_is_the_inference_prompt(tiny, data, family):
         assert collator.prompts([row]) == [rendered]
         assert rendered.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
         alone = processor(images=[[row["image"]]], text=[rendered], return_tensors="pt")["input_ids"][0].tolist()
-        labels = batch["labels"][i].tolist()
-        prompt_len = next(j for j, v in enumerate(labels) if v != IGNORE)
-        assert batch["input_ids"][i].tolist()[:prompt_len] == alone
+        real = batch["input_ids"][i][batch["attention_mask"][i].bool()].tolist()
+        prompt_len = len(real) - sum(v != IGNORE for v in batch["labels"][i].tolist())
+        assert real[:prompt_len] == alone
         assert perceiver.perceive([req.__class__(req.images, req.instruction, max_new_tokens=1)])[0].prompt_tokens \
             == prompt_len
 
@@ -85,14 +85,37 @@ def test_loss_is_on_the_target_tokens_only(tiny, data):
     processor = AutoProcessor.from_pretrained(tiny.perceivers["llava_onevision"])
     batch_rows = rows(data)
     batch = VetCollator(processor)(batch_rows)
+    keep, width = batch["logits_to_keep"], batch["input_ids"].shape[1]
+    assert batch["labels"].shape == (len(batch_rows), keep)
     for i, row in enumerate(batch_rows):
-        labels, ids = batch["labels"][i].tolist(), batch["input_ids"][i].tolist()
+        labels, ids = batch["labels"][i].tolist(), batch["input_ids"][i, width - keep :].tolist()
         kept = [j for j, v in enumerate(labels) if v != IGNORE]
-        assert kept == list(range(kept[0], kept[-1] + 1)), "one contiguous span"
+        assert kept == list(range(kept[0], keep)), "one span, ending at the right edge"
+        assert kept[0] >= 1, "the prompt's last position (which predicts the first target token) is kept"
         assert [ids[j] for j in kept] == [labels[j] for j in kept]
         assert processor.tokenizer.decode([labels[j] for j in kept]) == row["target"] + "<|im_end|>\n"
-        assert all(v == IGNORE for v in labels[kept[-1] + 1 :]), "padding is ignored"
-        assert batch["attention_mask"][i, : kept[-1] + 1].all() and not batch["attention_mask"][i, kept[-1] + 1 :].any()
+        mask = batch["attention_mask"][i].tolist()
+        first = mask.index(1)
+        assert not any(mask[:first]) and all(mask[first:]), "left padding only, masked"
+
+
+def test_loss_over_kept_logits_equals_the_full_loss(tiny, data):
+    """Computing logits only where labels are is an optimisation: the loss must be the full sequence's."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from tools.vet.collate import VetCollator
+
+    base = tiny.perceivers["qwen2_5_vl"]
+    model = AutoModelForImageTextToText.from_pretrained(base).eval()
+    batch = VetCollator(AutoProcessor.from_pretrained(base))(rows(data))
+    keep, width = batch.pop("logits_to_keep"), batch["input_ids"].shape[1]
+    full_labels = torch.full((batch["labels"].shape[0], width), -100)
+    full_labels[:, width - keep :] = batch["labels"]
+    with torch.no_grad():
+        kept = model(**batch, logits_to_keep=keep).loss
+        full = model(**{**batch, "labels": full_labels}).loss
+    assert torch.allclose(kept, full, atol=1e-5)
 
 
 def train(data, base, out, **overrides):
@@ -211,3 +234,15 @@ def test_bad_training_input_is_one_line(tiny, tmp_path):
     result = runner.invoke(app, ["vet-train", "--data", str(tmp_path), "--base", str(tiny.perceivers["llava"]),
                                  "--out", str(tmp_path / "o")])  # fmt: skip
     assert result.exit_code == 2 and "no data/*.parquet" in result.output and "Traceback" not in result.output
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_skipped(tmp_path):
+    from tools.vet.train import latest_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    for step, state in [(5, "{}"), (10, "{}"), (15, None), (20, '{"glob')]:
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        if state is not None:
+            (folder / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert latest_checkpoint(tmp_path) == str(folder / "checkpoint-10")
+    assert latest_checkpoint(tmp_path / "none") is None

@@ -6,6 +6,13 @@ same call, so the image tokens, their expansion and the `<think>\\n\\n</think>` 
 template are what the perceiver will see when `xthink ask --perceiver OUT` runs. The target's tokens follow
 the prompt's, tokenized on their own (as generation produces them), then the template's end of the
 assistant turn, so the model learns to stop. Labels are -100 on the prompt and on padding.
+
+Rows are padded on the left, so every target ends at the right edge: the model then computes logits only for
+the last `logits_to_keep` positions (the longest target plus one) and `labels` covers just those. Image
+prompts are long (thousands of tokens at the real geometry) and targets short, so this keeps the
+sequence x vocabulary logits (1.2 GB in float32 for 2,000 tokens of a 152K vocabulary) out of memory.
+Positions are unaffected: Qwen-VL computes them from the attention mask, and rotary attention elsewhere
+only sees relative positions.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ class VetCollator:
         return [render_prompt(self.processor, request(row)) for row in rows]
 
     def __call__(self, rows: list[dict]) -> dict:
-        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "right"
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
         try:
             inputs = dict(self.processor(images=[[row["image"].convert("RGB")] for row in rows],
                                          text=self.prompts(rows), return_tensors="pt", padding=True))  # fmt: skip
@@ -57,29 +64,31 @@ class VetCollator:
         return self._join(inputs, targets)
 
     def _join(self, inputs: dict, targets: list[list[int]]) -> dict:
-        """Append each row's target after its prompt tokens; re-pad every per-token input to the new width."""
+        """Each row: left padding, its prompt tokens, its target; every per-token input re-padded to match."""
         lengths = inputs["attention_mask"].sum(dim=1).tolist()
         if self.max_length:
             targets = [t[: max(1, self.max_length - n)] for t, n in zip(targets, lengths)]
+        old_width = inputs["input_ids"].shape[1]
         width = max(n + len(t) for n, t in zip(lengths, targets))
+        keep = max(len(t) for t in targets) + 1
         per_token = [k for k, v in inputs.items()
                      if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape == inputs["input_ids"].shape]
         out = {k: v for k, v in inputs.items() if k not in per_token}
-        labels = torch.full((len(targets), width), IGNORE, dtype=torch.long)
         for key in per_token:
             old = inputs[key]
-            fill = self.pad_id if key == "input_ids" else 0
-            new = torch.full((len(targets), width), fill, dtype=old.dtype)
+            new = torch.full((len(targets), width), self.pad_id if key == "input_ids" else 0, dtype=old.dtype)
             for i, (n, target) in enumerate(zip(lengths, targets)):
-                new[i, :n] = old[i, :n]
+                start = width - n - len(target)
+                new[i, start : start + n] = old[i, old_width - n :]
                 if key == "input_ids":
-                    new[i, n : n + len(target)] = torch.tensor(target, dtype=old.dtype)
+                    new[i, width - len(target) :] = torch.tensor(target, dtype=old.dtype)
                 elif key == "attention_mask":
-                    new[i, n : n + len(target)] = 1
+                    new[i, width - len(target) :] = 1
             out[key] = new
-        for i, (n, target) in enumerate(zip(lengths, targets)):
-            labels[i, n : n + len(target)] = torch.tensor(target)
-        out["labels"] = labels
+        labels = torch.full((len(targets), keep), IGNORE, dtype=torch.long)
+        for i, target in enumerate(targets):
+            labels[i, keep - len(target) :] = torch.tensor(target)
+        out["labels"], out["logits_to_keep"] = labels, keep
         return out
 
 

@@ -151,10 +151,17 @@ def _checkpointing_field(args_class) -> str:
 
 
 def latest_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest complete checkpoint. A kill during a save leaves a `checkpoint-N` folder without its
+    trainer state (written last): it is skipped, so the run resumes from the one before."""
     folder = out / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    found = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            found.append((int(path.name.split("-")[1]), path))
+        except (OSError, ValueError):
+            continue
+    return str(max(found)[1]) if found else None
 
 
 def run_training(config: TrainConfig) -> TrainSummary:
