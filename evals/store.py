@@ -13,12 +13,12 @@ settings) stay in the file and are reported apart.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from pathlib import Path
 
 from evals.records import SampleRecord
+from tools.jsonl import append_line, read_lines
 
 RECORDS = "records.jsonl"
 MANIFEST = "run.json"
@@ -79,10 +79,7 @@ class RunStore:
         with self._lock:
             if self.is_done(record.store_key):
                 return False
-            with self.records_path.open("a", encoding="utf-8") as handle:
-                handle.write(record.model_dump_json() + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            append_line(self.records_path, record.model_dump_json())
             self._done[record.store_key] = record
             return True
 
@@ -97,23 +94,12 @@ class RunStore:
 
 
 def read_records(root: Path, repair: bool = False) -> list[SampleRecord]:
-    path = Path(root) / RECORDS
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        if repair:
-            with path.open("r+b") as handle:
-                handle.truncate(cut)
-        data = data[:cut]
     seen: dict[str, SampleRecord] = {}
-    for line in data.decode("utf-8").splitlines():
-        if line.strip():
-            record = SampleRecord.model_validate_json(line)
-            earlier = seen.get(record.store_key)
-            if earlier is None or not earlier.scored:  # a retried error gives way to the newer record
-                seen[record.store_key] = record
+    for line in read_lines(Path(root) / RECORDS, repair):
+        record = SampleRecord.model_validate_json(line)
+        earlier = seen.get(record.store_key)
+        if earlier is None or not earlier.scored:  # a retried error gives way to the newer record
+            seen[record.store_key] = record
     return list(seen.values())
 
 

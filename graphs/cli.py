@@ -166,6 +166,10 @@ def _register_eval_commands() -> None:
 
     app.command("chat")(chat_command)
     app.command("serve")(serve_command)
+    from graphs.cli_vet import vet_data_command, vet_train_command
+
+    app.command("vet-data")(vet_data_command)
+    app.command("vet-train")(vet_train_command)
 
 
 _register_eval_commands()

@@ -21,23 +21,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-PATCH, TILE = 14, 384
-PINPOINTS = [[TILE * i, TILE * j] for i in range(1, 7) for j in range(1, 7)]
-
 
 def build(out: Path, layers: int, width: int) -> Path:
     import torch
-    from transformers import (
-        LlavaOnevisionConfig,
-        LlavaOnevisionForConditionalGeneration,
-        LlavaOnevisionImageProcessor,
-        LlavaOnevisionProcessor,
-        LlavaOnevisionVideoProcessor,
-        Qwen2Config,
-        SiglipVisionConfig,
-    )
+    from onevision_geometry import PATCH, TILE, save_onevision
+    from transformers import Qwen2Config, SiglipVisionConfig
 
-    from tools.tiny_models import _save_model, build_tokenizer
+    from tools.tiny_models import build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer()
@@ -46,21 +36,7 @@ def build(out: Path, layers: int, width: int) -> Path:
     text = Qwen2Config(vocab_size=len(tok), hidden_size=width, intermediate_size=width * 4, num_hidden_layers=layers,
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32768,
                        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id)
-    config = LlavaOnevisionConfig(
-        vision_config=vision, text_config=text, image_grid_pinpoints=PINPOINTS, vision_aspect_ratio="anyres_max_9",
-        vision_feature_select_strategy="full", vision_feature_layer=-1,
-        image_token_index=tok.convert_tokens_to_ids("<image>"), video_token_index=tok.convert_tokens_to_ids("<video>"),
-        tie_word_embeddings=False,
-    )  # fmt: skip
-    size = {"height": TILE, "width": TILE}
-    processor = LlavaOnevisionProcessor(
-        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=PINPOINTS),
-        video_processor=LlavaOnevisionVideoProcessor(size=size), tokenizer=tok,
-        num_image_tokens=(TILE // PATCH) ** 2, vision_feature_select_strategy="full",
-        vision_aspect_ratio="anyres_max_9", chat_template=tok.chat_template,
-    )  # fmt: skip
-    processor.save_pretrained(out)
-    return _save_model(LlavaOnevisionForConditionalGeneration(config), tok, out)
+    return save_onevision(out, tok, vision, text)
 
 
 def main() -> None:

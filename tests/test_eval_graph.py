@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -19,6 +17,7 @@ from evals.synthetic import mmstar_rows, vmcbench_rows, write_parquet
 from graphs import eval as eval_graph
 from graphs.api import AskOptions, ExtractThink
 from graphs.cli import app
+from tests.kill import kill_when, line_count
 from tests.scripted import Constant
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
@@ -111,13 +110,8 @@ def test_killed_run_resumes_with_every_sample_once(tmp_path, data, tiny):
            "--max-new-tokens", "48", "--perceiver-max-new-tokens", "24", "--thinking-budget", "32",
            "--device", "cpu", "--out", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = out / "records.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and (not records.exists() or records.read_text().count("\n") < 5):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, lambda: line_count(records) >= 5)
     partial = records.read_text().count("\n")
     assert 5 <= partial < 48, "the kill must land part way through the run"
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

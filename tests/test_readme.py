@@ -77,7 +77,7 @@ def test_high_resolution_example(workdir):
 def test_view_example(workdir):
     block = next(b for b in blocks("bash") if "xthink view ./tiny/demo_trace.json" in b)
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for page in ("demo.html", "run.html", "view-run/report/index.html", "trace.html"):
         assert (workdir / "tiny" / page).stat().st_size > 10_000, page
@@ -155,3 +155,16 @@ def test_langgraph_server_example(workdir):
         assert re.search(r" \d+\n", out) and re.search(r"^updates \['ingest'\]$", out, re.MULTILINE), out
     finally:
         _stop(server)
+
+
+def test_train_your_own_perceiver_example(workdir):
+    """The VET walk-through runs as written: data (broken items recorded), training, ask, eval, report."""
+    block = next(b for b in blocks("bash") if "xthink vet-data --source ./tiny/" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "8 pairs" in proc.stdout and "3 failed" in proc.stdout
+    assert (workdir / "tiny" / "vet-perceiver" / "model.safetensors").exists()
+    assert '"mode": "extract"' in proc.stdout
+    (row,) = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") + 1:])
+    assert row["regime"] == "extract" and row["n"] == 6

@@ -55,10 +55,7 @@ class PerceiverEngine:
         return self.batcher.submit(requests)
 
     def render(self, request: PerceiveRequest) -> str:
-        content = [{"type": "image"} for _ in request.images] + [{"type": "text", "text": request.instruction}]
-        return self.processor.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False, enable_thinking=False
-        )
+        return render_prompt(self.processor, request)
 
     # --- the worker side -------------------------------------------------------------------------
 
@@ -66,8 +63,9 @@ class PerceiverEngine:
         rows = [self._prepare(r) for r in requests]
         misses = [row for row in rows if row.cache is None]
         with torch.inference_mode():
-            if misses:
-                self._generate_batch(misses)
+            for group in (m for m in ([r for r in misses if r.request.images],
+                                      [r for r in misses if not r.request.images]) if m):
+                self._generate_batch(group)  # text-only requests (a teacher's text step) batch apart
             for row in rows:
                 if row.cache is not None:
                     self._generate_one(row)
@@ -104,8 +102,9 @@ class PerceiverEngine:
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         try:
-            inputs = self.processor(images=[list(r.request.images) for r in rows],
-                                    text=[self.render(r.request) for r in rows], return_tensors="pt", padding=True)
+            images = [list(r.request.images) for r in rows] if rows[0].request.images else None
+            inputs = self.processor(images=images, text=[self.render(r.request) for r in rows],
+                                    return_tensors="pt", padding=True)
         finally:
             tokenizer.padding_side = side
         width = inputs["input_ids"].shape[1]
@@ -144,6 +143,15 @@ class PerceiverEngine:
             if token in eos:
                 return tokens[: j + 1]
         return tokens[:limit]
+
+
+def render_prompt(processor, request: PerceiveRequest) -> str:
+    """The perceiver's prompt text: one user turn (images first, then the instruction), thinking off.
+    Training (tools/vet/collate.py) renders with this same function, so train and inference prompts agree."""
+    content = [{"type": "image"} for _ in request.images] + [{"type": "text", "text": request.instruction}]
+    return processor.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False, enable_thinking=False
+    )
 
 
 def _to_device(inputs: dict, model) -> dict:
