@@ -189,9 +189,14 @@ def earlier_turns(messages: list) -> str:
 
 
 def _text(message) -> str:
-    if isinstance(message.content, str):
-        return message.content
-    return "\n".join(b.get("text", "") for b in message.content if isinstance(b, dict) and b.get("type") == "text")
+    return content_text(message.content)
+
+
+def content_text(content) -> str:
+    """The text of a message's content: a string, or its text parts joined."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
 
 
 def _store_images(messages: list[HumanMessage], images: list[ImageInfo]) -> tuple[list, list[ImageInfo]]:

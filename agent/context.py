@@ -15,7 +15,6 @@ from typing import Any
 from agent.settings import DEFAULT_PERCEIVER, DEFAULT_REASONER, InputError, RunContext, checked
 from agent.state import AgentContext
 from tools.backends.registry import env_placement, shared_perceiver, shared_reasoner
-from tools.images import ImageStore
 
 _BUILT = "_xthink_live"
 
@@ -42,18 +41,10 @@ def build_context(run: RunContext) -> AgentContext:
     placement = env_placement(run.device)
     reasoner = allowed(run.reasoner) or os.environ.get("XTHINK_REASONER") or DEFAULT_REASONER
     perceiver = allowed(run.perceiver) or os.environ.get("XTHINK_PERCEIVER") or DEFAULT_PERCEIVER
-    options = run.ask_options()
-    return AgentContext(
-        reasoner=shared_reasoner(reasoner, placement),  # created, not loaded: direct never loads it
-        perceiver=shared_perceiver(perceiver, placement),
-        store=ImageStore(max_pixels=options.max_pixels),
-        settings=options.sampling(),
-        max_extractions=options.max_extractions,
-        perceiver_max_new_tokens=options.perceiver_max_new_tokens,
-        first_look=options.first_look,
-        interrupt_before_extract=run.interrupt_before_extract,
-        stream_text=run.stream_text,
-        mode=run.mode or "iterative",
+    return AgentContext.build(
+        shared_reasoner(reasoner, placement),  # created, not loaded: direct never loads it
+        shared_perceiver(perceiver, placement), run.ask_options(), mode=run.mode or "iterative",
+        interrupt_before_extract=run.interrupt_before_extract, stream_text=run.stream_text,
     )
 
 

@@ -96,14 +96,20 @@ class RunContext(AskOptions):
         return AskOptions(**{f.name: getattr(self, f.name) for f in fields(AskOptions)})
 
 
-def checked(context: RunContext) -> RunContext:
-    """Type-check a context built from JSON (dataclass construction does not), with a message naming the key."""
+def validated(cls, values: dict, what: str = "setting"):
+    """`cls(**values)` type-checked by pydantic (dataclass construction checks nothing), or an InputError that
+    names the key: JSON from clients gets the same message wherever it enters."""
     try:
-        return TypeAdapter(RunContext).validate_python(vars(context))
+        return TypeAdapter(cls).validate_python(values)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"context key '{key}': {first['msg']}") from None
+        raise InputError(f"{what} '{key}': {first['msg']}") from None
+
+
+def checked(context: RunContext) -> RunContext:
+    """Type-check a context built from JSON."""
+    return validated(RunContext, vars(context), "context key")
 
 
 _LETTER_PREFIX = re.compile(r"^\(?([A-Za-z])[\.\):]\s+")

@@ -14,7 +14,7 @@ from typing import Annotated
 from typing_extensions import TypedDict  # pydantic (LangGraph Server's schemas) needs it before Python 3.12
 
 from agent.parsing import ToolCall, ToolCallError
-from agent.settings import DEFAULT_MAX_EXTRACTIONS
+from agent.settings import DEFAULT_MAX_EXTRACTIONS, AskOptions
 from agent.trace import ImageInfo, Step
 from tools.backends.base import Message, Perceiver, Reasoner, SamplingSettings
 from tools.extract import CropInfo
@@ -72,3 +72,12 @@ class AgentContext:
     # Hand the reasoner's text to LangGraph's `custom` stream as it is generated (agent/live.py). Off for batch
     # work: a server backend then answers unstreamed, as an evaluation expects.
     stream_text: bool = False
+
+    @classmethod
+    def build(cls, reasoner: Reasoner | None, perceiver: Perceiver, options: AskOptions, **extra) -> AgentContext:
+        """A run's context from its ask settings, with a fresh image store (the one place they are mapped)."""
+        return cls(
+            reasoner=reasoner, perceiver=perceiver, store=ImageStore(max_pixels=options.max_pixels),
+            settings=options.sampling(), max_extractions=options.max_extractions,
+            perceiver_max_new_tokens=options.perceiver_max_new_tokens, first_look=options.first_look, **extra,
+        )  # fmt: skip

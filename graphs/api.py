@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from langgraph.types import Command
+
 from agent.result import build_result
 from agent.settings import (  # noqa: F401  (re-exported: the public API names)
     DEFAULT_PERCEIVER,
@@ -28,15 +30,13 @@ from graphs.conversation import (
     Token,
     TurnSettings,
     memory_checkpointer,
-    resume_input,
     run_turn,
     user_message,
 )
 from tools.backends.base import Perceiver, Reasoner
-from tools.backends.registry import shared_perceiver, shared_reasoner
 from tools.backends.loading import Placement
 from tools.backends.options import EngineOptions
-from tools.images import ImageStore
+from tools.backends.registry import shared_perceiver, shared_reasoner
 
 
 class ExtractThink:
@@ -79,19 +79,10 @@ class ExtractThink:
         """Yield each trace step as soon as its node finishes, then the Result."""
         settings = settings or AskOptions()
         question, opts = validate_question(question, options, mode)
-        store = ImageStore(max_pixels=settings.max_pixels)
-        refs = [store.add(path) for path in images] if images else []
+        ctx = AgentContext.build(self.reasoner, self.perceiver, settings)
+        refs = [ctx.store.add(path) for path in images] if images else []
         if not refs:
             raise InputError("no image was given: pass at least one image file")
-        ctx = AgentContext(
-            reasoner=self.reasoner,
-            perceiver=self.perceiver,
-            store=store,
-            settings=settings.sampling(),
-            max_extractions=settings.max_extractions,
-            perceiver_max_new_tokens=settings.perceiver_max_new_tokens,
-            first_look=settings.first_look,
-        )
         infos = [ImageInfo(id=r.id, path=r.path, width=r.width, height=r.height) for r in refs]
         state = {"question": question, "options": opts, "images": infos, "steps": [], "history": [],
                  "request": request if mode == "extract" else None}
@@ -133,7 +124,7 @@ class ExtractThink:
 
     def resume_stream(self, thread_id: str, decision=True) -> Iterator[Step | Token | ChatTurn]:
         turn = self._turns.get(thread_id, TurnSettings(interrupt_before_extract=True))
-        yield from run_turn(self, self._assistant(), resume_input(decision), thread_id, turn)
+        yield from run_turn(self, self._assistant(), Command(resume=decision), thread_id, turn)
 
     def _assistant(self):
         if self._graph is None:

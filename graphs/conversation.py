@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage
-from langgraph.types import Command
 from pydantic import BaseModel
 
 from agent.settings import AskOptions, InputError
@@ -22,7 +21,7 @@ from agent.state import AgentContext
 from agent.trace import MODES, Result, Step
 from graphs import assistant
 from tools.image_inputs import ImageInputError, ImagePolicy
-from tools.images import ImageStore, load_image
+from tools.images import load_image
 
 # Our state types, allowed explicitly so checkpoints load without LangGraph's unregistered-type warnings.
 STATE_TYPES = [
@@ -98,13 +97,8 @@ def user_message(text: str, images: Sequence[str | Path], max_pixels: int) -> di
 def context_for(agent, turn: TurnSettings) -> AgentContext:
     if turn.mode not in MODES:
         raise InputError(f"unknown mode '{turn.mode}'; choose one of {', '.join(MODES)}")
-    settings = turn.settings or AskOptions()
-    return AgentContext(
-        reasoner=agent.reasoner, perceiver=agent.perceiver, store=ImageStore(max_pixels=settings.max_pixels),
-        settings=settings.sampling(), max_extractions=settings.max_extractions,
-        perceiver_max_new_tokens=settings.perceiver_max_new_tokens, first_look=settings.first_look,
-        interrupt_before_extract=turn.interrupt_before_extract, mode=turn.mode, stream_text=True,
-    )  # fmt: skip
+    return AgentContext.build(agent.reasoner, agent.perceiver, turn.settings or AskOptions(), mode=turn.mode,
+                              interrupt_before_extract=turn.interrupt_before_extract, stream_text=True)
 
 
 def run_turn(agent, graph, graph_input, thread_id: str, turn: TurnSettings) -> Iterator[Step | Token | ChatTurn]:
@@ -140,7 +134,3 @@ def finish_turn(values: dict, thread_id: str, paused: dict | None) -> ChatTurn:
         reasoning=(last.additional_kwargs.get("reasoning_content", "") if last else ""),
         result=Result.model_validate(result) if result else None,
     )  # fmt: skip
-
-
-def resume_input(decision: Any) -> Command:
-    return Command(resume=decision)

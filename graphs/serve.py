@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agent.chat import image_source
-from agent.settings import AskOptions, InputError
+from agent.chat import content_text, image_source
+from agent.settings import AskOptions, InputError, validated
 from agent.trace import ExtractStep, ReasonStep, Result
 from graphs import assistant
 from graphs.conversation import ChatTurn, Token, TurnSettings, run_turn
@@ -81,27 +81,9 @@ def error_body(status: int, message: str, kind: str, param: str | None = None) -
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-class Slots:
-    """Concurrent runs: a run holds its slot until its thread finishes, even after its client went away."""
-
-    def __init__(self, size: int):
-        self.size, self.used, self.lock = size, 0, threading.Lock()
-
-    def take(self) -> bool:
-        with self.lock:
-            if self.used >= self.size:
-                return False
-            self.used += 1
-            return True
-
-    def give(self) -> None:
-        with self.lock:
-            self.used -= 1
-
-
 def create_app(agent, limits: ServeLimits = ServeLimits(), api_key: str | None = None) -> FastAPI:
     app = FastAPI(title="extract-think", docs_url=None, redoc_url=None)
-    slots = Slots(limits.max_concurrent)
+    slots = threading.Semaphore(limits.max_concurrent)  # a run holds one until its thread ends
     policy = ImagePolicy.from_env(max_pixels=limits.max_pixels)
 
     @app.exception_handler(ApiError)
@@ -147,17 +129,17 @@ def create_app(agent, limits: ServeLimits = ServeLimits(), api_key: str | None =
             raise ApiError(404, f"model '{chat.model}' does not exist; GET /v1/models lists "
                            f"{', '.join(MODELS)}", param="model")  # fmt: skip
         settings = ask_options(chat, limits)
-        if not slots.take():
+        if not slots.acquire(blocking=False):
             raise ApiError(429, "too many requests in flight; retry shortly", "rate_limit_error",
                            headers={"Retry-After": "2"})
         # Images are read inside the run (its slot, its deadline); a bad one still answers 4xx before any output.
         run = BackgroundRun(_events(agent, chat.messages, policy, limits.max_images, TurnSettings(mode, settings),
-                                    slots))  # fmt: skip
-        await run.ready(limits.timeout_s)
+                                    slots), limits.timeout_s)  # fmt: skip
+        await run.ready()
         rid, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", chat.model
         if chat.stream:
-            return StreamingResponse(sse(run, rid, model, limits.timeout_s), media_type="text/event-stream")
-        return completion(await run.turn(limits.timeout_s), rid, model)
+            return StreamingResponse(sse(run, rid, model), media_type="text/event-stream")
+        return completion(await run.turn(), rid, model)
 
     return app
 
@@ -200,11 +182,7 @@ def ask_options(chat: ChatRequest, limits: ServeLimits = ServeLimits()) -> AskOp
     if cap is not None and "max_new_tokens" not in values:
         values["max_new_tokens"] = cap
     try:
-        options = TypeAdapter(AskOptions).validate_python(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"])
-        raise ApiError(400, f"{name}: {first['msg']}", param=name) from None
+        options = validated(AskOptions, values)
     except InputError as exc:
         raise ApiError(400, str(exc)) from None
     for name, most in limits.caps:
@@ -225,7 +203,7 @@ def to_chat_messages(messages: list[dict], policy: ImagePolicy, max_images: int)
             continue  # the agent's own system prompts are fixed; tool turns belong to other agents
         content = message.get("content") or ""
         if role == "assistant" or isinstance(content, str):
-            out.append({"role": role, "content": _text_only(content)})
+            out.append({"role": role, "content": content_text(content)})
             continue
         if not isinstance(content, list):
             raise ApiError(400, f"messages[{i}].content must be a string or a list of parts")
@@ -246,12 +224,6 @@ def to_chat_messages(messages: list[dict], policy: ImagePolicy, max_images: int)
     return out
 
 
-def _text_only(content) -> str:
-    if isinstance(content, str):
-        return content
-    return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
-
-
 def _stored(source: str, policy: ImagePolicy, label: str) -> str:
     if source.startswith("stored:"):
         raise ApiError(400, f"{label}: file ids are not accepted here; send a data URL")
@@ -264,14 +236,14 @@ def _stored(source: str, policy: ImagePolicy, label: str) -> str:
 READY = object()  # the images were read and stored: the run itself starts
 
 
-def _events(agent, raw: list[dict], policy: ImagePolicy, max_images: int, turn: TurnSettings, slots: Slots):
+def _events(agent, raw: list[dict], policy: ImagePolicy, max_images: int, turn: TurnSettings, slots):
     """The run's events (READY first); the slot is given back when the run ends, however it ends."""
     try:
         messages = to_chat_messages(raw, policy, max_images)
         yield READY
         yield from run_turn(agent, assistant.graph, {"messages": messages}, uuid.uuid4().hex, turn)
     finally:
-        slots.give()
+        slots.release()
 
 
 class BackgroundRun:
@@ -280,9 +252,10 @@ class BackgroundRun:
 
     _DONE = object()
 
-    def __init__(self, events: Iterator):
+    def __init__(self, events: Iterator, timeout_s: float):
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
+        self.timeout_s, self.deadline = timeout_s, self.loop.time() + timeout_s  # one deadline for the whole run
         threading.Thread(target=self._pump, args=(events,), daemon=True, name="xthink-serve-run").start()
 
     def _pump(self, events: Iterator) -> None:
@@ -293,30 +266,28 @@ class BackgroundRun:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, exc)
         self.loop.call_soon_threadsafe(self.queue.put_nowait, self._DONE)
 
-    async def ready(self, timeout_s: float) -> None:
+    async def ready(self) -> None:
         """Wait until the run's input was read: an error in it (a bad image) is raised here, as a 4xx."""
-        self.deadline = self.loop.time() + timeout_s
-        async for event in self.events(timeout_s):
+        async for event in self.events():
             if event is READY:
                 return
 
-    async def events(self, timeout_s: float):
-        """The run's events as they come, with a deadline for the whole run (set once, by `ready`)."""
-        deadline = getattr(self, "deadline", None) or self.loop.time() + timeout_s
+    async def events(self):
+        """The run's events as they come, until the run's deadline."""
         while True:
             try:
-                event = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - self.loop.time()))
+                event = await asyncio.wait_for(self.queue.get(), max(0.0, self.deadline - self.loop.time()))
             except asyncio.TimeoutError:
-                raise ApiError(504, f"the run took over {timeout_s:g} s", "server_error") from None
+                raise ApiError(504, f"the run took over {self.timeout_s:g} s", "server_error") from None
             if event is self._DONE:
                 return
             if isinstance(event, BaseException):
                 raise _as_api_error(event)
             yield event
 
-    async def turn(self, timeout_s: float) -> ChatTurn:
+    async def turn(self) -> ChatTurn:
         last = None
-        async for last in self.events(timeout_s):
+        async for last in self.events():
             pass
         return last
 
@@ -369,7 +340,7 @@ def completion(turn: ChatTurn, rid: str, model: str) -> dict:
     }  # fmt: skip
 
 
-async def sse(run: BackgroundRun, rid: str, model: str, timeout_s: float):
+async def sse(run: BackgroundRun, rid: str, model: str):
     """Chunks as the agent works: its thinking and each extraction as `reasoning_content`, the answer as
     `content`, then a last chunk with the finish reason, usage and the Result, then `[DONE]`."""
     created = int(time.time())
@@ -381,7 +352,7 @@ async def sse(run: BackgroundRun, rid: str, model: str, timeout_s: float):
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        async for event in run.events(timeout_s):
+        async for event in run.events():
             if isinstance(event, Token) and event.phase == "thinking":
                 yield chunk({"reasoning_content": event.text})
             elif isinstance(event, ExtractStep):

@@ -88,7 +88,7 @@ def test_tokens_stream_while_generating(tiny, image_path):
     tokens = [e for e in events if isinstance(e, Token)]
     steps = [e for e in events if not isinstance(e, (Token, ChatTurn))]
     thinking = "".join(t.text for t in tokens if t.phase == "thinking")
-    assert thinking.split() == "I need the colour. Red.".split()
+    assert thinking.split() == ["I", "need", "the", "colour.", "Red."]
     answer = "".join(t.text for t in tokens if t.phase == "answer")
     assert "Answer: red" in answer and "<tool_call>" in answer
     assert [s.kind for s in steps] == ["reason", "extract", "reason"]
@@ -165,14 +165,16 @@ def test_langchain_image_block_and_state_without_pixels(tiny, image_path):
 def test_a_resume_without_the_flag_still_applies_the_decision(tiny, image_path):
     """LangGraph Server clients may resume with a different (or no) context: the turn's pause setting is
     kept in state, so the refusal is applied rather than the proposed call run."""
-    from graphs.conversation import TurnSettings, resume_input, run_turn
+    from langgraph.types import Command
+
+    from graphs.conversation import TurnSettings, run_turn
 
     script = Script(tool_call("the colour"), "Answer: unknown")
     agent = agent_with(tiny, script)
     paused = agent.chat("What colour?", [image_path], thread_id="r", settings=FAST, interrupt_before_extract=True)
     assert paused.interrupt is not None
     plain = TurnSettings(settings=FAST, interrupt_before_extract=False)
-    done = list(run_turn(agent, agent._assistant(), resume_input(False), "r", plain))[-1]
+    done = list(run_turn(agent, agent._assistant(), Command(resume=False), "r", plain))[-1]
     assert done.result.extraction_calls == 0 and done.result.steps[1].review == "refused"
 
 
