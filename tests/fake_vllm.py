@@ -46,7 +46,8 @@ class FakeLLM:
         self._lock = threading.Lock()
 
     def get_tokenizer(self):
-        return self.tokenizer
+        with self._entered("get_tokenizer"):
+            return self.tokenizer
 
     def generate(self, prompts, sampling_params, use_tqdm=True):
         with self._entered("generate", sampling_params):
@@ -59,7 +60,7 @@ class FakeLLM:
             return [self._reply(i, f"I see: {i}", sp.kwargs) for i, sp in zip(instructions, sampling_params)]
 
     @contextmanager
-    def _entered(self, method: str, sampling_params):
+    def _entered(self, method: str, sampling_params=None):
         with self._lock:
             self._inside += 1
             crowded = self._inside > 1
@@ -67,8 +68,9 @@ class FakeLLM:
         try:
             if crowded:
                 raise RuntimeError("two threads inside one vLLM LLM at once")
-            self.calls.append((method, [sp.kwargs for sp in sampling_params]))
-            time.sleep(0.05)  # a call takes a while; other threads' requests arrive meanwhile
+            if sampling_params is not None:
+                self.calls.append((method, [sp.kwargs for sp in sampling_params]))
+                time.sleep(0.05)  # a call takes a while; other threads' requests arrive meanwhile
             yield
         finally:
             with self._lock:

@@ -57,7 +57,13 @@ class _VllmModel:
 
     def load(self):
         vllm = import_vllm()
-        return cached(("vllm", self.spec.name), lambda: vllm.LLM(model=self.spec.name, **self.engine_kwargs))
+        return cached(("vllm", self.spec.name), lambda: self._start(vllm))
+
+    def _start(self, vllm):
+        """Build the `LLM` and read its tokenizer at once, before any engine thread is inside it."""
+        llm = vllm.LLM(model=self.spec.name, **self.engine_kwargs)
+        cached(("vllm-tokenizer", self.spec.name), llm.get_tokenizer)
+        return llm
 
     @property
     def engine(self) -> VllmEngine:
@@ -67,7 +73,8 @@ class _VllmModel:
         return cached(("vllm-engine", self.spec.name), lambda: VllmEngine(llm, vllm.SamplingParams, self.options, name))
 
     def tokenizer(self):
-        """Read from the `LLM` once, under the loading lock, never while its engine thread is inside it."""
+        """The tokenizer read when the `LLM` was built; callers render prompts with it in their own threads."""
+        self.load()
         return cached(("vllm-tokenizer", self.spec.name), lambda: self.load().get_tokenizer())
 
 
