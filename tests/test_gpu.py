@@ -10,9 +10,10 @@ from tests.scripted import Script, think, tool_call
 from tools.backends.base import Message, ReasonRequest, SamplingSettings
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
+from tools.tiny_models import PERCEIVER_BUILDERS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
-FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl", "internvl"]
+FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver
 
 
 def test_auto_placement_is_cuda_bfloat16():

@@ -12,9 +12,10 @@ from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
 from tools.images import crop_region, load_image
+from tools.tiny_models import PERCEIVER_BUILDERS
 
 OPTIONS = ["red", "blue"]
-FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl", "internvl"]
+FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver
 FAST = dict(greedy=True, perceiver_max_new_tokens=12)
 
 

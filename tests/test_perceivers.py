@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.loading import Placement
+from tools.tiny_models import PERCEIVER_BUILDERS
 
-FAMILIES = ["llava_onevision", "llava", "idefics3", "qwen2_5_vl", "internvl"]
+FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -32,3 +36,12 @@ def test_template_switches_thinking_off(tiny, family):
     perceiver = TransformersPerceiver(str(tiny.perceivers[family]), Placement(device="cpu"))
     prompt = perceiver.render(PerceiveRequest((Image.new("RGB", (8, 8)),), "Describe."))
     assert prompt.endswith("<think>\n\n</think>\n\n") and "Describe." in prompt
+
+
+def test_every_family_the_readme_names_is_built_and_tested():
+    """The README's list of perceiver families is a claim; each one must have a tiny builder, so that
+    every test parameterised over PERCEIVER_BUILDERS runs it."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    named = re.search(r"works as the perceiver \(([^)]*)\)", readme, re.S).group(1)
+    families = {re.sub(r"[-.]", "_", part.split("/")[0].split()[0].lower()) for part in named.split(",")}
+    assert families and families <= set(PERCEIVER_BUILDERS), families - set(PERCEIVER_BUILDERS)

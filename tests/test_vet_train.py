@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.kill import ENV, kill_when
+from tools.tiny_models import PERCEIVER_BUILDERS
 from tools.vet.dataset import Pair, write_dataset
 
 INSTRUCTION = "Describe the fine-grained content of the image, including scenes, objects, relationships, " \
@@ -50,7 +51,7 @@ def greedy(model_dir: Path, image: Image.Image, tokens: int = 8) -> str:
     return out[0].text
 
 
-@pytest.mark.parametrize("family", ["llava_onevision", "qwen2_5_vl", "idefics3"])
+@pytest.mark.parametrize("family", list(PERCEIVER_BUILDERS))
 def test_training_prompt_is_the_inference_prompt(tiny, data, family):
     """The collator's prompt text equals the perceiver's own rendering, its prompt ids equal the processor's
     ids for that text with the image, and their count is what the perceiver reports it read at inference."""

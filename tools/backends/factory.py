@@ -33,7 +33,7 @@ def _make(role: str, model: str, placement: Placement, options: EngineOptions):
 
         return cls(model, HttpSettings(concurrency=options.concurrency, max_in_flight=options.max_in_flight))
     share = options.reasoner_gpu_memory if role == "reasoner" else options.perceiver_gpu_memory
-    return cls(model, gpu_memory_utilization=share)
+    return cls(model, options=options, gpu_memory_utilization=share)
 
 
 def make_reasoner(model: str, placement: Placement = Placement(), options: EngineOptions = EngineOptions()) -> Reasoner:
