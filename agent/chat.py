@@ -222,7 +222,19 @@ def _store_images(messages: list[HumanMessage], images: list[ImageInfo]) -> tupl
                 by_path[info.path] = info
             blocks.append({"type": "image", "file_id": _digest_of(info), "image_id": info.id})
         updated.append(message.model_copy(update={"content": blocks}))
+    _keep_stored(images, policy)
     return updated, images
+
+
+def _keep_stored(images: list[ImageInfo], policy: ImagePolicy) -> None:
+    """Mark the conversation's images as used, so the store's bound prunes other threads' first; one already
+    pruned is named (the same bytes sent again land at the same path, and the thread goes on)."""
+    gone = set(policy.store.touch(image.path for image in images))
+    if gone:
+        names = ", ".join(image.id for image in images if image.path in gone)
+        raise ImageInputError(f"{names} of this conversation {'is' if len(gone) == 1 else 'are'} no longer stored "
+                              "on the server (images unused for a while are pruned); send it again with your "
+                              "message", 410)  # fmt: skip
 
 
 def _image(block: dict, source: str | None, policy: ImagePolicy, known: dict, number: int, count: int) -> ImageInfo:

@@ -12,58 +12,40 @@ A server must not become a way into its own network or file system, so every sou
   byte cap and a deadline;
 - local paths (and file:// URLs): only under XTHINK_IMAGE_ROOT, resolved first so `..` and symlinks cannot
   leave it.
-Every image is decoded (pixel cap included) before it is stored as `<sha256>.<ext>`: state then names it by
-that path, never by its pixels.
+Every image is decoded (pixel cap included) before it is stored as `<sha256>.<ext>` (tools/image_store.py,
+bounded in size and age): state then names it by that path, never by its pixels.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import ipaddress
 import os
 import socket
-import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from PIL import Image
-
-from tools.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+from tools.image_store import (  # noqa: F401 (re-exported: callers import the store's names from here)
+    ContentStore,
+    ImageInputError,
+    StoreBound,
+    StoredImage,
+    default_store_dir,
+    env_number,
+)
+from tools.images import DEFAULT_MAX_PIXELS
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_DNS_TIMEOUT_S = 5.0
 MAX_REDIRECTS = 3
 
 
-class ImageInputError(ValueError):
-    """An image from a client cannot be used; `status` is the HTTP code a server should answer with."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _env_number(name: str, default: float, kind: type = float) -> float:
-    """A numeric setting; a bad value names its variable (a server misconfigured, so a 500)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ImageInputError(f"the server's {name} must be a number >= 0, not '{raw[:40]}'", 500)
-    return value
 
 
 def parse_allow_hosts(text: str) -> frozenset[tuple[str, int | None]]:
@@ -107,11 +89,6 @@ def _host_key(host: str) -> str:
         return host.lower().rstrip(".")
 
 
-def default_store_dir() -> Path:
-    base = os.environ.get("XTHINK_CACHE") or Path.home() / ".cache" / "extract-think"
-    return Path(os.environ.get("XTHINK_IMAGE_STORE") or Path(base) / "images")
-
-
 @dataclass(frozen=True)
 class ImagePolicy:
     """What a client may send. `from_env()` reads the XTHINK_* variables a server is started with."""
@@ -125,6 +102,7 @@ class ImagePolicy:
     timeout_s: float = 10.0
     dns_timeout_s: float = DEFAULT_DNS_TIMEOUT_S
     store_dir: Path | None = None
+    store_bound: StoreBound = field(default_factory=StoreBound)
 
     @classmethod
     def from_env(cls, **overrides) -> ImagePolicy:
@@ -134,9 +112,10 @@ class ImagePolicy:
             allow_private=_flag("XTHINK_ALLOW_PRIVATE_URLS"),
             allow_hosts=parse_allow_hosts(os.environ.get("XTHINK_URL_ALLOW_HOSTS", "")),
             image_root=Path(root).resolve() if root else None,
-            max_bytes=_env_number("XTHINK_MAX_IMAGE_BYTES", DEFAULT_MAX_BYTES, int) or DEFAULT_MAX_BYTES,
-            max_pixels=_env_number("XTHINK_MAX_PIXELS", DEFAULT_MAX_PIXELS, int) or DEFAULT_MAX_PIXELS,
-            dns_timeout_s=_env_number("XTHINK_DNS_TIMEOUT", DEFAULT_DNS_TIMEOUT_S) or DEFAULT_DNS_TIMEOUT_S,
+            max_bytes=env_number("XTHINK_MAX_IMAGE_BYTES", DEFAULT_MAX_BYTES, int) or DEFAULT_MAX_BYTES,
+            max_pixels=env_number("XTHINK_MAX_PIXELS", DEFAULT_MAX_PIXELS, int) or DEFAULT_MAX_PIXELS,
+            dns_timeout_s=env_number("XTHINK_DNS_TIMEOUT", DEFAULT_DNS_TIMEOUT_S) or DEFAULT_DNS_TIMEOUT_S,
+            store_bound=StoreBound.from_env(),
         )
         values.update(overrides)
         return cls(**values)
@@ -148,61 +127,7 @@ class ImagePolicy:
 
     @property
     def store(self) -> ContentStore:
-        return ContentStore(self.store_dir or default_store_dir(), self.max_pixels)
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    digest: str
-    path: Path
-    width: int
-    height: int
-
-
-class ContentStore:
-    """Validated images on disk named by the sha256 of their bytes: the same image is stored once."""
-
-    def __init__(self, root: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.root = Path(root)
-        self.max_pixels = max_pixels
-
-    def put(self, data: bytes, label: str = "image") -> StoredImage:
-        """Decode (refusing non-images and too many pixels), then store; raise ImageInputError."""
-        digest = hashlib.sha256(data).hexdigest()
-        found = self.find(digest)
-        if found is not None:
-            return found
-        self.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.root, suffix=".part", delete=False) as tmp:
-            tmp.write(data)
-        try:
-            img, fmt = self._check(Path(tmp.name), label)
-            target = self.root / f"{digest}.{fmt}"
-            os.replace(tmp.name, target)
-        finally:
-            Path(tmp.name).unlink(missing_ok=True)
-        return StoredImage(digest, target, img.width, img.height)
-
-    def find(self, digest: str) -> StoredImage | None:
-        """A stored image by digest (hex), or None."""
-        if not digest or any(c not in "0123456789abcdef" for c in digest) or len(digest) != 64:
-            return None
-        for path in self.root.glob(f"{digest}.*"):
-            if path.suffix != ".part":
-                with Image.open(path) as img:
-                    return StoredImage(digest, path, img.width, img.height)
-        return None
-
-    def _check(self, path: Path, label: str) -> tuple[Image.Image, str]:
-        try:
-            img = load_image(path, self.max_pixels)
-        except ImageError as exc:
-            message = str(exc).replace(f"'{path}'", label).replace(str(path), label)
-            status = 413 if "pixels" in message else 400
-            raise ImageInputError(message, status) from None
-        with Image.open(path) as probe:
-            fmt = (probe.format or "png").lower()
-        return img, "jpg" if fmt == "jpeg" else fmt
+        return ContentStore(self.store_dir or default_store_dir(), self.max_pixels, self.store_bound)
 
 
 def decode_base64(data: str, policy: ImagePolicy, label: str = "image") -> bytes:
