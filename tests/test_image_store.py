@@ -83,7 +83,7 @@ def test_prune_removes_only_what_the_store_wrote(tmp_path):
 
 def test_the_bound_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("XTHINK_STORE_MAX_MB", "0.5")
-    monkeypatch.setenv("XTHINK_STORE_MAX_AGE_DAYS", "0")
+    monkeypatch.setenv("XTHINK_STORE_MAX_AGE_DAYS", "off")
     bound = ImagePolicy.from_env(store_dir=tmp_path).store.bound
     assert (bound.max_bytes, bound.max_age_s) == (MB // 2, None)
     monkeypatch.setenv("XTHINK_STORE_MAX_MB", "-3")

@@ -112,7 +112,8 @@ def test_ipv4_carried_in_ipv6_forms_are_refused(host):
     assert info.value.status == 403
 
 
-@pytest.mark.parametrize("host", ["8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"])
+@pytest.mark.parametrize("host", ["8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808",
+                                  "2002:808:808::1"])
 def test_public_addresses_pass(host):
     assert _checked_address(host, 80, ImagePolicy(allow_urls=True), "image")
 

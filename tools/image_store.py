@@ -62,6 +62,12 @@ def env_number(name: str, default: float, kind: type = float) -> float:
     return value
 
 
+def _env_bound(name: str, default: float) -> float | None:
+    if os.environ.get(name, "").strip().lower() in ("off", "none"):
+        return None
+    return env_number(name, default)
+
+
 def cache_root() -> Path:
     """$XTHINK_CACHE, else ~/.cache/extract-think: the image store and converted checkpoints live under it."""
     return Path(os.environ.get("XTHINK_CACHE") or Path.home() / ".cache" / "extract-think")
@@ -81,14 +87,15 @@ class StoreBound:
 
     @classmethod
     def of(cls, max_mb: float | None, max_age_days: float | None, keep_recent_s: float = DEFAULT_KEEP_RECENT_S):
-        """From the settings' units; 0 or None is no bound."""
-        return cls(int(max_mb * MB) if max_mb else None, max_age_days * DAY if max_age_days else None, keep_recent_s)
+        """From the settings' units; None is no bound. 0 is a bound: only files in the grace period stay."""
+        return cls(None if max_mb is None else int(max_mb * MB), None if max_age_days is None else max_age_days * DAY,
+                   keep_recent_s)  # fmt: skip
 
     @classmethod
     def from_env(cls) -> StoreBound:
-        """XTHINK_STORE_MAX_MB (default 1024) and XTHINK_STORE_MAX_AGE_DAYS (default 30); 0 turns one off."""
-        return cls.of(env_number("XTHINK_STORE_MAX_MB", DEFAULT_MAX_MB),
-                      env_number("XTHINK_STORE_MAX_AGE_DAYS", DEFAULT_MAX_AGE_DAYS))  # fmt: skip
+        """XTHINK_STORE_MAX_MB (default 1024) and XTHINK_STORE_MAX_AGE_DAYS (default 30); `off` lifts one."""
+        return cls.of(_env_bound("XTHINK_STORE_MAX_MB", DEFAULT_MAX_MB),
+                      _env_bound("XTHINK_STORE_MAX_AGE_DAYS", DEFAULT_MAX_AGE_DAYS))  # fmt: skip
 
     @property
     def bounded(self) -> bool:
