@@ -49,8 +49,10 @@ class ChatOutput(TypedDict, total=False):
 class _Staged:
     """Decoded inline images between the reducer and `ingest`, by digest (bounded, oldest dropped)."""
 
-    def __init__(self):
+    def __init__(self, max_bytes: int = _STAGED_MAX_BYTES):
+        self.max_bytes = max_bytes
         self._data: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0  # kept as entries come and go: no sum over every entry on each put
         self._lock = threading.Lock()
 
     def put(self, data: bytes) -> str:
@@ -58,9 +60,12 @@ class _Staged:
 
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
+            if digest not in self._data:
+                self._bytes += len(data)
             self._data[digest] = data
-            while sum(len(v) for v in self._data.values()) > _STAGED_MAX_BYTES and len(self._data) > 1:
-                self._data.popitem(last=False)
+            self._data.move_to_end(digest)
+            while self._bytes > self.max_bytes and len(self._data) > 1:
+                self._bytes -= len(self._data.popitem(last=False)[1])
         return digest
 
     def get(self, digest: str) -> bytes | None:
