@@ -18,7 +18,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from graphs.cli_common import EXIT_INPUT, fail
+from graphs.cli_common import EXIT_INPUT, check_image_settings, fail
 
 cache_app = typer.Typer(add_completion=False, help="Show the local caches (image store, converted checkpoints); "
                         "prune the image store.")  # fmt: skip
@@ -81,12 +81,10 @@ def _number(flag: str, text: str | None, default, unit: float):
 
 def _store():
     """The store the server would use, with its configured bound; a bad setting is a one-line error."""
-    from tools.image_inputs import ImageInputError, ImagePolicy
+    from tools.image_inputs import ImagePolicy
 
-    try:
-        return ImagePolicy.from_env().store
-    except ImageInputError as exc:
-        fail(str(exc).replace("the server's ", ""), EXIT_INPUT)
+    check_image_settings()
+    return ImagePolicy.from_env().store
 
 
 def _store_summary(store) -> dict:

@@ -84,9 +84,13 @@ def test_bad_values_are_one_line_exit_2(cache, args, message):
     assert cache[1][0].path.exists()
 
 
-def test_a_bad_store_setting_is_one_line_exit_2(cache):
-    root, _ = cache
-    env = {**os.environ, "XTHINK_CACHE": str(root), "XTHINK_STORE_MAX_MB": "big"}
-    result = subprocess.run(["xthink", "cache"], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 2 and "XTHINK_STORE_MAX_MB must be a number" in result.stderr
-    assert "Traceback" not in result.stderr
+@pytest.mark.parametrize("command, variable, value", [
+    (["cache"], "XTHINK_STORE_MAX_MB", "big"),
+    (["serve", "--port", "1"], "XTHINK_URL_ALLOW_HOSTS", "images internal"),
+    (["chat"], "XTHINK_DNS_TIMEOUT", "-1"),
+])  # fmt: skip
+def test_a_bad_image_setting_is_one_line_exit_2_before_models_load(tmp_path, command, variable, value):
+    env = {**os.environ, "XTHINK_CACHE": str(tmp_path), variable: value, "XTHINK_REASONER": "/nonexistent"}
+    result = subprocess.run(["xthink", *command], capture_output=True, text=True, env=env, timeout=120, input="")
+    assert result.returncode == 2 and variable in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "server's" not in result.stderr
