@@ -126,9 +126,13 @@ def test_a_hanging_resolver_meets_its_own_deadline(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", hang)
     policy = ImagePolicy(allow_urls=True, dns_timeout_s=0.3)
     start = time.monotonic()
-    with pytest.raises(ImageInputError, match="looking up") as info:
+    with pytest.raises(ImageInputError, match="looking up 'images.example.com' took over 0.3 s") as info:
         _checked_address("images.example.com", 80, policy, "image")
     assert info.value.status == 504 and time.monotonic() - start < 1.5
+    whole = ImagePolicy(allow_urls=True, timeout_s=0.3)  # the fetch's own deadline is shorter than the DNS one
+    with pytest.raises(ImageInputError, match="took over the fetch's time limit") as info:
+        acquire("http://images.example.com/a.png", whole)
+    assert info.value.status == 504 and time.monotonic() - start < 2.5
 
 
 def test_dns_timeout_comes_from_the_environment(monkeypatch):

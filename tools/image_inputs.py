@@ -273,8 +273,12 @@ def _is_public(ip) -> bool:
 
 def _checked_address(hostname: str, port: int, policy: ImagePolicy, label: str, deadline: float | None = None) -> str:
     """The first address of the host, after checking that every address it resolves to is allowed."""
-    budget = policy.dns_timeout_s if deadline is None else min(policy.dns_timeout_s, deadline - time.monotonic())
-    addresses = [info[4][0] for info in _resolve(hostname, port, max(budget, 0.0), label)]
+    left = policy.timeout_s if deadline is None else deadline - time.monotonic()
+    infos = _resolve(hostname, port, max(min(policy.dns_timeout_s, left), 0.0), label)
+    if infos is None:
+        limit = f"{policy.dns_timeout_s:g} s" if policy.dns_timeout_s <= left else "the fetch's time limit"
+        raise ImageInputError(f"{label}: looking up '{hostname[:80]}' took over {limit}", 504)
+    addresses = [info[4][0] for info in infos]
     private_ok = policy.allow_private or policy.host_allowed(hostname, port)
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
@@ -286,12 +290,11 @@ def _checked_address(hostname: str, port: int, policy: ImagePolicy, label: str, 
     return addresses[0]
 
 
-def _resolve(hostname: str, port: int, timeout_s: float, label: str) -> list:
-    """getaddrinfo under a deadline: it has none of its own, and a slow resolver must not hold a request.
-    The lookup runs in a daemon thread (at most 8 at once) that is left to finish on its own if late."""
-    late = ImageInputError(f"{label}: looking up '{hostname[:80]}' took over {timeout_s:g} s", 504)
+def _resolve(hostname: str, port: int, timeout_s: float, label: str) -> list | None:
+    """getaddrinfo under a deadline (None when late): it has none of its own, and a slow resolver must not
+    hold a request. The lookup runs in a daemon thread (at most 8 at once), left to finish on its own if late."""
     if not _DNS_SLOTS.acquire(timeout=timeout_s):
-        raise late
+        return None
     answer: dict = {}
     done = threading.Event()
 
@@ -306,7 +309,7 @@ def _resolve(hostname: str, port: int, timeout_s: float, label: str) -> list:
 
     threading.Thread(target=lookup, name="xthink-dns", daemon=True).start()
     if not done.wait(timeout_s):
-        raise late
+        return None
     if "infos" not in answer or not answer["infos"]:
         raise ImageInputError(f"{label}: the host '{hostname[:80]}' cannot be resolved", 400)
     return answer["infos"]
