@@ -64,6 +64,8 @@ def prune_command(
     Console(highlight=False).print(
         f"removed {report.removed} images ({_size(report.freed)}) from {store.root}; {report.kept} kept "
         f"({_size(report.kept_bytes)})", markup=False, soft_wrap=True)  # fmt: skip
+    if report.failed:
+        fail(f"{report.failed} images could not be removed (no permission to write {store.root})", EXIT_INPUT)
 
 
 def _number(flag: str, text: str | None, default, unit: float):

@@ -13,6 +13,7 @@ Only names the store writes are ever removed: `<64 hex>.<ext>` regular files and
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -26,6 +27,8 @@ from pathlib import Path
 from PIL import Image
 
 from tools.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+
+log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 DAY = 24 * 3600
@@ -126,6 +129,7 @@ class PruneReport:
     freed: int = 0
     kept: int = 0
     kept_bytes: int = 0
+    failed: int = 0  # due to go but not removable (a read-only store): kept, counted here
 
 
 @dataclass
@@ -204,7 +208,7 @@ class ContentStore:
         now = time.time() if now is None else now
         self._drop_stale_parts(now)
         files = self.files()
-        total, removed, freed = sum(f.size for f in files), 0, 0
+        total, removed, freed, failed = sum(f.size for f in files), 0, 0, 0
         for f in files:
             age = now - f.used
             if age < bound.keep_recent_s:
@@ -212,9 +216,11 @@ class ContentStore:
             too_old = bound.max_age_s is not None and age > bound.max_age_s
             if not too_old and not (bound.max_bytes is not None and total > bound.max_bytes):
                 break
-            if _remove_unused(f):
+            outcome = _remove_unused(f)
+            if outcome:
                 total, removed, freed = total - f.size, removed + 1, freed + f.size
-        return PruneReport(removed, freed, len(files) - removed, total)
+            failed += outcome is None
+        return PruneReport(removed, freed, len(files) - removed, total, failed)
 
     def _own(self, pattern: re.Pattern):
         """(path, lstat) of regular files directly in the folder whose names match: never symlinks or folders."""
@@ -234,7 +240,7 @@ class ContentStore:
     def _drop_stale_parts(self, now: float) -> None:
         for path, st in self._own(PART_FILE):
             if now - st.st_mtime > PART_MAX_AGE_S:
-                path.unlink(missing_ok=True)
+                _remove_unused(StoreFile(path, st.st_size, st.st_mtime))
 
     def _account(self, size: int) -> None:
         """After a write: prune when this process's tally passes the bound, or every RESCAN_S seconds."""
@@ -247,7 +253,11 @@ class ContentStore:
                 tally.bytes += size
             if tally is not None and not _due(tally, self.bound, now):
                 return
-        report = self.prune()
+        try:
+            report = self.prune()
+        except OSError as exc:  # the image is stored; a store this process cannot list is left as it is
+            log.warning("could not prune the image store: %s", exc)
+            return
         over = self.bound.max_bytes is not None and report.kept_bytes > self.bound.max_bytes
         with _TALLY_LOCK:
             _TALLIES[key] = _Tally(report.kept_bytes, now, over)
@@ -285,8 +295,8 @@ def _touch(path: Path) -> bool:
     return True
 
 
-def _remove_unused(f: StoreFile) -> bool:
-    """Unlink unless it was used since the scan (a run touched it meanwhile)."""
+def _remove_unused(f: StoreFile) -> bool | None:
+    """Unlink unless it was used since the scan (a run touched it meanwhile); None if it cannot be removed."""
     try:
         st = os.lstat(f.path)
         if st.st_mtime != f.used or not stat.S_ISREG(st.st_mode):
@@ -294,4 +304,6 @@ def _remove_unused(f: StoreFile) -> bool:
         os.unlink(f.path)
     except FileNotFoundError:
         return False
+    except OSError:  # no permission: the store is read-only to this process
+        return None
     return True
