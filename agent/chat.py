@@ -49,8 +49,10 @@ class ChatOutput(TypedDict, total=False):
 class _Staged:
     """Decoded inline images between the reducer and `ingest`, by digest (bounded, oldest dropped)."""
 
-    def __init__(self):
+    def __init__(self, max_bytes: int = _STAGED_MAX_BYTES):
+        self.max_bytes = max_bytes
         self._data: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0  # kept as entries come and go: no sum over every entry on each put
         self._lock = threading.Lock()
 
     def put(self, data: bytes) -> str:
@@ -58,9 +60,12 @@ class _Staged:
 
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
+            if digest not in self._data:
+                self._bytes += len(data)
             self._data[digest] = data
-            while sum(len(v) for v in self._data.values()) > _STAGED_MAX_BYTES and len(self._data) > 1:
-                self._data.popitem(last=False)
+            self._data.move_to_end(digest)
+            while self._bytes > self.max_bytes and len(self._data) > 1:
+                self._bytes -= len(self._data.popitem(last=False)[1])
         return digest
 
     def get(self, digest: str) -> bytes | None:
@@ -222,7 +227,19 @@ def _store_images(messages: list[HumanMessage], images: list[ImageInfo]) -> tupl
                 by_path[info.path] = info
             blocks.append({"type": "image", "file_id": _digest_of(info), "image_id": info.id})
         updated.append(message.model_copy(update={"content": blocks}))
+    _keep_stored(images, policy)
     return updated, images
+
+
+def _keep_stored(images: list[ImageInfo], policy: ImagePolicy) -> None:
+    """Mark the conversation's images as used, so the store's bound prunes other threads' first; one already
+    pruned is named (the same bytes sent again land at the same path, and the thread goes on)."""
+    gone = set(policy.store.touch(image.path for image in images))
+    if gone:
+        names = ", ".join(image.id for image in images if image.path in gone)
+        raise ImageInputError(f"{names} of this conversation {'is' if len(gone) == 1 else 'are'} no longer stored "
+                              "on the server (images unused for a while are pruned); send it again with your "
+                              "message", 410)  # fmt: skip
 
 
 def _image(block: dict, source: str | None, policy: ImagePolicy, known: dict, number: int, count: int) -> ImageInfo:

@@ -170,6 +170,9 @@ def _register_eval_commands() -> None:
 
     app.command("vet-data")(vet_data_command)
     app.command("vet-train")(vet_train_command)
+    from graphs.cli_cache import cache_app
+
+    app.add_typer(cache_app, name="cache")
 
 
 _register_eval_commands()

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.trace import MODES
-from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, fail
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, check_image_settings, fail
 
 HELP = "commands: /image PATH, /mode iterative|extract|caption|direct, /trace PATH, /quit"
 
@@ -45,6 +45,7 @@ def chat_command(
 
     if mode not in MODES:
         fail(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}", EXIT_INPUT)
+    check_image_settings()
     try:
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
         settings = AskOptions(max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,

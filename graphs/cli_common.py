@@ -14,3 +14,13 @@ def fail(message: str, code: int) -> None:
     """One red line on stderr and a non-zero exit: never a traceback for a user's mistake."""
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def check_image_settings() -> None:
+    """Read the XTHINK_* image and store settings before any model loads: a bad one is one line, exit 2."""
+    from tools.image_inputs import ImageInputError, ImagePolicy
+
+    try:
+        ImagePolicy.from_env()
+    except ImageInputError as exc:
+        fail(str(exc).replace("the server's ", ""), EXIT_INPUT)

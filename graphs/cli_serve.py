@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, fail
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, check_image_settings, fail
 
 
 def serve_command(
@@ -32,6 +32,7 @@ def serve_command(
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.spec import ModelSpecError
 
+    check_image_settings()
     try:
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
         agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype)
