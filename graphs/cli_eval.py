@@ -56,6 +56,7 @@ def eval_command(
 ) -> None:
     """Run benchmarks under one or more regimes, on the same items, resumably."""
     from evals.runner import EVAL_REGIMES, LOOK, BenchSpec, EvalPlan, parse_shard
+    from evals.store import RunStore
     from graphs.api import AskOptions, InputError, resolve_models
     from tools.backends.options import EngineOptions
 
@@ -70,8 +71,7 @@ def eval_command(
         benches = [BenchSpec.parse(b) for b in bench]
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
         shard_part = parse_shard(shard) if shard else None
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"--out '{out}' is a file; pass a folder for the run (it is created if missing)")
+        RunStore.check(out)  # a folder that is not a run's is refused before any loading, --restart or not
     except (ValueError, InputError) as exc:
         _fail(str(exc), EXIT_INPUT)
     settings = AskOptions(

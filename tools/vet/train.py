@@ -18,6 +18,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tools.folders import claim_folder
+
+TRAIN_RECORD = "vet_train.json"  # written first (the folder's marker) and again with the summary at the end
 VISION_PARTS = ("vision_tower", "visual", "vision_model")  # LLaVA/InternVL, Qwen-VL, Idefics3/SmolVLM
 
 
@@ -164,6 +167,21 @@ def latest_checkpoint(out: Path) -> str | None:
     return str(max(found)[1]) if found else None
 
 
+def claim_output(config: TrainConfig) -> None:
+    """OUT must be new, empty, or a folder this command trained into (its vet_train.json, or checkpoints/ only).
+
+    The marker is created first, directly (not via a rename), by every rank: at any moment OUT is empty or
+    holds it, so concurrent ranks never refuse each other. It is rewritten with the summary at the end.
+    """
+    claim_folder(config.out, "--out", "a vet-train output folder", marker=TRAIN_RECORD, own_names=("checkpoints",))
+    config.out.mkdir(parents=True, exist_ok=True)
+    try:
+        with (config.out / TRAIN_RECORD).open("x") as handle:
+            handle.write(json.dumps({"status": "training", "config": {k: str(v) for k, v in asdict(config).items()}}))
+    except FileExistsError:
+        pass
+
+
 def run_training(config: TrainConfig) -> TrainSummary:
     """Train, resuming from the newest checkpoint in OUT/checkpoints if a run was cut short; save OUT."""
     import torch
@@ -171,6 +189,7 @@ def run_training(config: TrainConfig) -> TrainSummary:
     from tools.vet.collate import VetCollator
     from tools.vet.dataset import load_pairs
 
+    claim_output(config)
     if config.restart and (config.out / "checkpoints").exists():
         shutil.rmtree(config.out / "checkpoints")
     dataset = load_pairs(config.data)
@@ -192,7 +211,7 @@ def run_training(config: TrainConfig) -> TrainSummary:
     if trainer.is_world_process_zero():
         record = {"config": {k: str(v) for k, v in asdict(config).items()}, "summary": asdict(summary),
                   "log_history": trainer.state.log_history}  # fmt: skip
-        (config.out / "vet_train.json").write_text(json.dumps(record, indent=2))
+        (config.out / TRAIN_RECORD).write_text(json.dumps(record, indent=2))
     return summary
 
 
