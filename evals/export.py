@@ -33,6 +33,7 @@ from pathlib import Path
 from agent.prompts import format_question
 from evals.records import SampleRecord
 from evals.store import read_records
+from tools.folders import NotOurFolderError, claim_file, claim_folder, starts_with
 
 FORMATS = ("lmms-eval", "csv")
 
@@ -119,6 +120,10 @@ def export_lmms_eval(run_dir: Path, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"--out '{out_dir}' is a file; lmms-eval's format is a folder of JSONL files per task")
+    try:  # overwrite only samples files, in a folder that holds nothing else
+        claim_folder(out_dir, "--out", "an lmms-eval export folder", own_names=("*_samples_*.jsonl",))
+    except NotOurFolderError as exc:
+        raise ExportError(str(exc)) from None
     current = _current_settings(run_dir)
     groups: dict[str, list[str]] = {}
     for record in records:
@@ -140,6 +145,11 @@ def export_csv(run_dir: Path, out_file: Path) -> list[Path]:
     if out_file.is_dir():
         raise ExportError(f"--out '{out_file}' is a folder; pass the CSV file to write")
     fields = [*SampleRecord.model_fields, "question", "options"]
+    header = ",".join(fields).encode()
+    try:  # overwrite only a records CSV written before (same header), never a user's file
+        claim_file(out_file, "--out", "a records CSV", lambda p: starts_with(p, header))
+    except NotOurFolderError as exc:
+        raise ExportError(str(exc)) from None
     _make_dir(out_file.parent)
     with out_file.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)

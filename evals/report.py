@@ -203,6 +203,11 @@ def _csv(rows: list[dict], columns: list[str] | None = None) -> str:
     return buffer.getvalue()
 
 
+REPORT_FILES = ("report.md", "table.csv", "table.json", "cost.csv", "paired.csv", "high_res.csv", "high_res.json",
+                "other_sources.csv", "trace_index.csv", "accuracy_by_category.png", "accuracy_vs_calls.png",
+                "index.html")  # everything `xthink report` writes into its folder
+
+
 def write_report(report: Report, out_dir: Path) -> list[Path]:
     from evals.plots import plot_accuracy_by_category, plot_accuracy_vs_calls
 

@@ -22,6 +22,15 @@ def render(page: PageData) -> str:
             .replace("/*DATA*/", data))  # fmt: skip
 
 
+def is_page(path: Path) -> bool:
+    """Whether a file is a page this module wrote (its template's title sits in the first few hundred bytes)."""
+    try:
+        with Path(path).open("rb") as handle:
+            return b"<title>extract-think</title>" in handle.read(2048)
+    except OSError:
+        return False
+
+
 def write_page(paths: list[Path], out: Path, report: Report | None = None, plots_dir: Path | None = None) -> Path:
     """Render the page for `paths` (see viewer_data.load_page) into `out`."""
     out = Path(out)

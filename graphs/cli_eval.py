@@ -182,15 +182,16 @@ def report_command(
     out: Path | None = typer.Option(None, help="write the report files here (default: DIR/report for one DIR)"),
 ) -> None:
     """Regenerate every report from the stored records alone."""
-    from evals.report import ReportError, build_report, to_markdown, write_report
+    from evals.report import REPORT_FILES, ReportError, build_report, to_markdown, write_report
+    from tools.folders import NotOurFolderError, claim_folder
 
     try:
         report = build_report(list(dirs))
-    except ReportError as exc:
+        target = out or (dirs[0] / "report" if len(dirs) == 1 else None)
+        if target is not None:  # overwrite only a report's own files, in a folder that holds nothing else
+            claim_folder(target, "--out", "a report folder", own_names=REPORT_FILES)
+    except (ReportError, NotOurFolderError) as exc:
         _fail(str(exc), EXIT_INPUT)
-    target = out or (dirs[0] / "report" if len(dirs) == 1 else None)
-    if target is not None and target.exists() and not target.is_dir():
-        _fail(f"--out '{target}' is a file; pass a folder for the report files", EXIT_INPUT)
     if target is not None:
         write_report(report, target)
         _write_index(list(dirs), target, report)

@@ -84,3 +84,55 @@ def test_vet_train_refuses_a_folder_that_is_not_its_own(tmp_path, restart):
     assert result.exit_code == 2 and "is not a vet-train output folder" in result.output, result.output
     assert untouched(folder) and (folder / "checkpoints" / "mine.txt").exists()
     assert not (folder / "vet_train.json").exists()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from evals.synthetic_run import write_run
+
+    return write_run(tmp_path_factory.mktemp("runs") / "run", items=4, regimes=("direct", "iterative"))
+
+
+def test_report_out_refuses_a_folder_that_is_not_a_report(run, tmp_path):
+    folder = someone_elses(tmp_path / "mine")
+    (folder / "report.md").write_text("keep me")
+    result = runner.invoke(app, ["report", str(run), "--out", str(folder)])
+    assert result.exit_code == 2 and "is not a report folder" in result.output, result.output
+    assert untouched(folder) and (folder / "report.md").read_text() == "keep me"
+    again = tmp_path / "again"
+    assert runner.invoke(app, ["report", str(run), "--out", str(again)]).exit_code == 0
+    assert runner.invoke(app, ["report", str(run), "--out", str(again)]).exit_code == 0, "its own files: rewritten"
+
+
+def test_export_never_overwrites_a_file_or_folder_it_did_not_write(run, tmp_path):
+    mine = tmp_path / "budget.csv"
+    mine.write_text("=SUM(A1:A9)\n")
+    result = runner.invoke(app, ["export", str(run), "--format", "csv", "--out", str(mine)])
+    assert result.exit_code == 2 and "not a records CSV written by xthink" in result.output, result.output
+    assert mine.read_text() == "=SUM(A1:A9)\n"
+    ours = tmp_path / "records.csv"
+    for _ in range(2):  # a CSV it wrote before is rewritten
+        assert runner.invoke(app, ["export", str(run), "--format", "csv", "--out", str(ours)]).exit_code == 0
+    folder = someone_elses(tmp_path / "mine")
+    result = runner.invoke(app, ["export", str(run), "--format", "lmms-eval", "--out", str(folder)])
+    assert result.exit_code == 2 and "is not an lmms-eval export folder" in result.output, result.output
+    assert untouched(folder) and sorted(p.name for p in folder.iterdir()) == ["images", "notes.md", "report", "traces"]
+
+
+def test_view_never_overwrites_a_file_it_did_not_write(run, tmp_path):
+    mine = tmp_path / "index.html"
+    mine.write_text("<html>my home page</html>")
+    result = runner.invoke(app, ["view", str(run), "-o", str(mine)])
+    assert result.exit_code == 2 and "not a page written by xthink" in result.output, result.output
+    assert mine.read_text() == "<html>my home page</html>"
+    ours = tmp_path / "view.html"
+    for _ in range(2):  # a page it wrote before is rewritten
+        assert runner.invoke(app, ["view", str(run), "-o", str(ours)]).exit_code == 0
+
+
+def test_selftest_keep_refuses_a_folder_that_is_not_a_selftest(tmp_path):
+    folder = someone_elses(tmp_path / "mine")
+    (folder / "models").mkdir()
+    result = runner.invoke(app, ["selftest", "--keep", str(folder)])
+    assert result.exit_code == 2 and "is not a selftest folder" in result.output, result.output
+    assert untouched(folder) and list((folder / "models").iterdir()) == []

@@ -10,6 +10,7 @@ restart removes only the names that command writes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 
@@ -19,14 +20,15 @@ class NotOurFolderError(ValueError):
 
 def claim_folder(root: Path, option: str, what: str, marker: str | None = None,
                  own_names: Iterable[str] = ()) -> None:
-    """Refuse `root` unless it is missing, empty, holds `marker`, or holds only entries named in `own_names`."""
+    """Refuse `root` unless it is missing, empty, holds `marker`, or holds only entries named in `own_names`
+    (names or glob patterns such as `*_samples_*.jsonl`)."""
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise NotOurFolderError(f"{option} '{root}' is a file; pass a folder (it is created if missing)")
     if not root.is_dir() or (marker is not None and (root / marker).exists()):
         return
-    names = set(own_names)
-    foreign = sorted(entry.name for entry in root.iterdir() if entry.name not in names)
+    patterns = tuple(own_names)
+    foreign = sorted(e.name for e in root.iterdir() if not any(fnmatchcase(e.name, p) for p in patterns))
     if foreign:
         because = f"no {marker}" if marker else "files this command does not write"
         raise NotOurFolderError(
