@@ -31,6 +31,7 @@ import re
 from pathlib import Path
 
 from agent.prompts import format_question
+from evals.cells import spreadsheet_safe
 from evals.records import SampleRecord
 from evals.store import read_records
 from tools.folders import NotOurFolderError, claim_file, claim_folder, starts_with
@@ -157,7 +158,8 @@ def export_csv(run_dir: Path, out_file: Path) -> list[Path]:
         for record in records:
             question, options = question_of(run_dir, record)
             row = {k: _cell(v) for k, v in record.model_dump().items()}
-            writer.writerow({**row, "question": question, "options": json.dumps(options, ensure_ascii=False)})
+            options_cell = json.dumps(options, ensure_ascii=False)
+            writer.writerow({**row, "question": spreadsheet_safe(question), "options": options_cell})
     return [out_file]
 
 
@@ -170,7 +172,8 @@ def _make_dir(path: Path) -> None:
 
 
 def _cell(value):
-    return json.dumps(value) if isinstance(value, (list, dict)) else ("" if value is None else value)
+    """A CSV cell: lists and dicts as JSON, None empty, text a spreadsheet would run as a formula defused."""
+    return spreadsheet_safe(json.dumps(value) if isinstance(value, (list, dict)) else ("" if value is None else value))
 
 
 def _slug(text: str) -> str:
