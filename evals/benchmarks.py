@@ -16,8 +16,9 @@ High-resolution benchmarks (formats read from each release and from lmms-eval / 
   options are shuffled with the run's seed and the order is recorded per item.
 - HR-Bench 4K/8K (`DreamMr/HR-Bench`, config `hrbench_version_split`, splits `hrbench_4k`/`hrbench_8k`; files
   hr_bench_4k/8k as parquet and TSV): index, question, answer, category (`single` = FSP, `cross` = FCP), A-D,
-  cycle_category (0-3: the same question with its options reordered so the answer is A, B, C, D in turn),
-  base64 image. The official score is the accuracy within each cycle, averaged over the cycles.
+  cycle_category (0-3: the same question with its options reordered so the answer is A, B, C, D in turn;
+  read as an opaque label, as VLMEvalKit and lmms-eval group by it, so text labels work too), base64 image.
+  The official score is the accuracy within each cycle, averaged over the cycles.
 """
 
 from __future__ import annotations
