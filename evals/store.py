@@ -45,7 +45,7 @@ class RunStore:
     def check(root: Path) -> None:
         """Refuse, before any work, an output folder that is neither new, empty, nor a run folder."""
         try:
-            claim_folder(Path(root), "--out", "a run folder", marker=MANIFEST, own_names=RUN_NAMES)
+            claim_folder(Path(root), "--out", "a run folder", marker=MANIFEST)  # run.json: written first
         except NotOurFolderError as exc:
             raise RunFolderError(str(exc)) from None
 

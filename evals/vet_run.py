@@ -35,7 +35,6 @@ from tools.jsonl import append_line, read_lines
 from tools.vet.dataset import Pair, write_dataset
 
 RECORDS, MANIFEST = "records.jsonl", "manifest.json"
-VET_NAMES = (RECORDS, MANIFEST, "data", "images", "source_images", "llava.json", "README.md")  # all vet-data writes
 PAIRS_VERSION = "1"
 
 
@@ -62,7 +61,7 @@ class VetSummary:
 def check_folder(root: Path) -> None:
     """Refuse, before any work, an output folder that is neither new, empty, nor a VET data folder."""
     try:
-        claim_folder(Path(root), "--out", "a VET data folder", marker=MANIFEST, own_names=VET_NAMES)
+        claim_folder(Path(root), "--out", "a VET data folder", marker=MANIFEST)  # written first
     except NotOurFolderError as exc:
         raise RunFolderError(str(exc)) from None
 

@@ -59,6 +59,12 @@ def test_store_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(RunFolderError, match="nothing in it was touched"):
         RunStore(folder).open({"identity": {}}, restart=True)
     assert untouched(folder)
+    only_our_names = tmp_path / "names"
+    (only_our_names / "images").mkdir(parents=True)
+    (only_our_names / "images" / "mine.png").write_text("keep me")
+    with pytest.raises(RunFolderError, match="no run.json"):
+        RunStore(only_our_names).open({"identity": {}}, restart=True)
+    assert (only_our_names / "images" / "mine.png").exists(), "names a run writes are not enough: run.json is"
     RunStore(tmp_path / "new").open({"identity": {}})  # a new folder is fine
     (tmp_path / "empty").mkdir()
     RunStore(tmp_path / "empty").open({"identity": {}})  # and so is an empty one

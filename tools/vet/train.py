@@ -168,12 +168,12 @@ def latest_checkpoint(out: Path) -> str | None:
 
 
 def claim_output(config: TrainConfig) -> None:
-    """OUT must be new, empty, or a folder this command trained into (its vet_train.json, or checkpoints/ only).
+    """OUT must be new, empty, or a folder this command trained into (it holds vet_train.json).
 
     The marker is created first, directly (not via a rename), by every rank: at any moment OUT is empty or
     holds it, so concurrent ranks never refuse each other. It is rewritten with the summary at the end.
     """
-    claim_folder(config.out, "--out", "a vet-train output folder", marker=TRAIN_RECORD, own_names=("checkpoints",))
+    claim_folder(config.out, "--out", "a vet-train output folder", marker=TRAIN_RECORD)
     config.out.mkdir(parents=True, exist_ok=True)
     try:
         with (config.out / TRAIN_RECORD).open("x") as handle:
