@@ -188,10 +188,12 @@ def report_command(
     try:
         report = build_report(list(dirs))
         target = out or (dirs[0] / "report" if len(dirs) == 1 else None)
-        if target is not None:  # overwrite only a report's own files, in a folder that holds nothing else
-            claim_folder(target, "--out", "a report folder", own_names=REPORT_FILES)
+        if out is not None:  # overwrite only a report's own files, in a folder that holds nothing else
+            claim_folder(out, "--out", "a report folder", own_names=REPORT_FILES)
     except (ReportError, NotOurFolderError) as exc:
         _fail(str(exc), EXIT_INPUT)
+    if target is not None and target.exists() and not target.is_dir():
+        _fail(f"'{target}' is a file; pass --out with a folder for the report files", EXIT_INPUT)
     if target is not None:
         write_report(report, target)
         _write_index(list(dirs), target, report)

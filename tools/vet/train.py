@@ -168,12 +168,13 @@ def latest_checkpoint(out: Path) -> str | None:
 
 
 def claim_output(config: TrainConfig) -> None:
-    """OUT must be new, empty, or a folder this command trained into (it holds vet_train.json).
-
-    The marker is created first, directly (not via a rename), by every rank: at any moment OUT is empty or
-    holds it, so concurrent ranks never refuse each other. It is rewritten with the summary at the end.
-    """
+    """OUT must be new, empty, or a folder this command trained into (it holds vet_train.json)."""
     claim_folder(config.out, "--out", "a vet-train output folder", marker=TRAIN_RECORD)
+
+
+def mark_output(config: TrainConfig) -> None:
+    """Create OUT's marker before anything else is written there, directly (not via a rename), by every rank:
+    at any moment OUT is empty or holds it, so ranks never refuse each other. Rewritten with the summary."""
     config.out.mkdir(parents=True, exist_ok=True)
     try:
         with (config.out / TRAIN_RECORD).open("x") as handle:
@@ -197,6 +198,7 @@ def run_training(config: TrainConfig) -> TrainSummary:
     processor, model = load_base(config.base)
     if config.lora:
         model = with_lora(model, config.lora_rank)
+    mark_output(config)
     trainer = _trainer_class()(model=model, args=training_args(config, cuda), train_dataset=dataset,
                                data_collator=VetCollator(processor, config.max_length))  # fmt: skip
     trainer.vision_lr = config.vision_lr
