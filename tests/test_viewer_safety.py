@@ -16,7 +16,8 @@ from tests.test_viewer import Page, browser  # noqa: F401 - the browser fixture
 # Each would break or hijack a page that escaped only "</": an HTML comment that opens a <script> (the rest of
 # the page becomes script text), script and img tags, a line separator, and a very long line.
 HOSTILE = ("<!-- a comment <script>window.pwned = 1</script> and on --> </script><script>window.pwned = 2</script>"
-           "<img src=x onerror=\"window.pwned = 3\"> & &amp; \u2028 line \u2029 paragraph ]]> <\\/script> " + "z" * 100_000)
+           "<img src=x onerror=\"window.pwned = 3\"> & &amp; \u2028 line \u2029 paragraph ]]> <\\/script> "
+           + "z" * 100_000)
 
 
 def hostile_run(root):
