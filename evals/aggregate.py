@@ -79,7 +79,7 @@ def paper_table(records: list[SampleRecord], label: str | None = None) -> list[d
 
 def cycle_accuracy(records: list[SampleRecord]) -> float | None:
     """HR-Bench's official score: the accuracy within each option cycle, averaged over the cycles."""
-    cycles: dict[int | None, list[SampleRecord]] = defaultdict(list)
+    cycles: dict[int | str | None, list[SampleRecord]] = defaultdict(list)  # the cycle is an opaque label
     for record in records:
         cycles[record.cycle].append(record)
     accs = [_acc(group) for group in cycles.values() if group]

@@ -16,8 +16,9 @@ High-resolution benchmarks (formats read from each release and from lmms-eval / 
   options are shuffled with the run's seed and the order is recorded per item.
 - HR-Bench 4K/8K (`DreamMr/HR-Bench`, config `hrbench_version_split`, splits `hrbench_4k`/`hrbench_8k`; files
   hr_bench_4k/8k as parquet and TSV): index, question, answer, category (`single` = FSP, `cross` = FCP), A-D,
-  cycle_category (0-3: the same question with its options reordered so the answer is A, B, C, D in turn),
-  base64 image. The official score is the accuracy within each cycle, averaged over the cycles.
+  cycle_category (0-3: the same question with its options reordered so the answer is A, B, C, D in turn;
+  read as an opaque label, as VLMEvalKit and lmms-eval group by it, so text labels work too), base64 image.
+  The official score is the accuracy within each cycle, averaged over the cycles.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Sample(BaseModel):
     answer: str  # gold letter
     category: str
     l2_category: str | None = None
-    cycle: int | None = None  # HR-Bench: which option order of its question this row is (0-3)
+    cycle: int | str | None = None  # HR-Bench: which option order of its question this row is (a label, 0-3)
     group: str | None = None  # rows that are one question (HR-Bench cycles): subsampled and sharded together
     option_order: list[int] | None = None  # V* release folder: the shuffle applied (new position -> original)
 
@@ -164,9 +165,23 @@ def to_sample(bench: Benchmark, row: dict, seed: int = 0) -> Sample:
         answer=answer,
         category=str(row["category"]).strip(),
         l2_category=str(l2).strip() if _present(l2) else None,
-        cycle=int(float(cycle)) if _present(cycle) else None,
+        cycle=cycle_label(cycle) if _present(cycle) else None,
         group=_question_group(question, options, row.get("image")) if _present(cycle) else None,
     )
+
+
+def cycle_label(value) -> int | str:
+    """HR-Bench's `cycle_category` as the opaque label VLMEvalKit and lmms-eval group by (never arithmetic).
+
+    A whole number (0, "0", 0.0 as a TSV or a float column writes it) is the int, so one cycle has one
+    label whatever the file type; anything else ("cycle_a") is kept as text.
+    """
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() else text
 
 
 def vstar_text_row(row: dict) -> dict:

@@ -31,8 +31,10 @@ import re
 from pathlib import Path
 
 from agent.prompts import format_question
+from evals.cells import spreadsheet_safe
 from evals.records import SampleRecord
 from evals.store import read_records
+from tools.folders import NotOurFolderError, claim_file, claim_folder, starts_with
 
 FORMATS = ("lmms-eval", "csv")
 
@@ -119,6 +121,10 @@ def export_lmms_eval(run_dir: Path, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"--out '{out_dir}' is a file; lmms-eval's format is a folder of JSONL files per task")
+    try:  # overwrite only samples files, in a folder that holds nothing else
+        claim_folder(out_dir, "--out", "an lmms-eval export folder", own_names=("*_samples_*.jsonl",))
+    except NotOurFolderError as exc:
+        raise ExportError(str(exc)) from None
     current = _current_settings(run_dir)
     groups: dict[str, list[str]] = {}
     for record in records:
@@ -140,6 +146,11 @@ def export_csv(run_dir: Path, out_file: Path) -> list[Path]:
     if out_file.is_dir():
         raise ExportError(f"--out '{out_file}' is a folder; pass the CSV file to write")
     fields = [*SampleRecord.model_fields, "question", "options"]
+    header = ",".join(fields).encode()
+    try:  # overwrite only a records CSV written before (same header), never a user's file
+        claim_file(out_file, "--out", "a records CSV", lambda p: starts_with(p, header))
+    except NotOurFolderError as exc:
+        raise ExportError(str(exc)) from None
     _make_dir(out_file.parent)
     with out_file.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
@@ -147,7 +158,8 @@ def export_csv(run_dir: Path, out_file: Path) -> list[Path]:
         for record in records:
             question, options = question_of(run_dir, record)
             row = {k: _cell(v) for k, v in record.model_dump().items()}
-            writer.writerow({**row, "question": question, "options": json.dumps(options, ensure_ascii=False)})
+            options_cell = json.dumps(options, ensure_ascii=False)
+            writer.writerow({**row, "question": spreadsheet_safe(question), "options": options_cell})
     return [out_file]
 
 
@@ -160,7 +172,8 @@ def _make_dir(path: Path) -> None:
 
 
 def _cell(value):
-    return json.dumps(value) if isinstance(value, (list, dict)) else ("" if value is None else value)
+    """A CSV cell: lists and dicts as JSON, None empty, text a spreadsheet would run as a formula defused."""
+    return spreadsheet_safe(json.dumps(value) if isinstance(value, (list, dict)) else ("" if value is None else value))
 
 
 def _slug(text: str) -> str:

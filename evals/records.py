@@ -31,7 +31,7 @@ class SampleRecord(BaseModel):
     trace: str | None = None  # path of the trace JSON, relative to the run folder
     settings_hash: str | None = None  # the settings that made this record (evals/runner.py: settings_hash)
     cached_tokens: int = 0  # prompt tokens of both models whose keys/values were reused
-    cycle: int | None = None  # HR-Bench: the option order of this row's question (0-3)
+    cycle: int | str | None = None  # HR-Bench: the option order of this row's question (a label: 0-3, or text)
     option_order: list[int] | None = None  # V* release folder: the recorded option shuffle
     tool_calls: int = 0  # iterative: tool calls the reasoner wrote, malformed ones included
     invalid_calls: int = 0  # of those, malformed or refused for bad arguments

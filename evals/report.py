@@ -25,6 +25,7 @@ from evals.aggregate import (
     paired,
     paper_table,
 )
+from evals.cells import spreadsheet_safe
 from evals.records import SampleRecord
 from evals.store import read_records
 
@@ -196,11 +197,17 @@ def to_markdown(report: Report) -> str:
 def _csv(rows: list[dict], columns: list[str] | None = None) -> str:
     buffer = io.StringIO()
     if rows or columns:
-        writer = csv.DictWriter(buffer, fieldnames=columns or list(rows[0]), extrasaction="ignore")
-        writer.writeheader()
+        fields = columns or list(rows[0])
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+        writer.writerow({f: spreadsheet_safe(f) for f in fields})  # headers too: source names come from data
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow({k: ("" if v is None else spreadsheet_safe(v)) for k, v in row.items()})
     return buffer.getvalue()
+
+
+REPORT_FILES = ("report.md", "table.csv", "table.json", "cost.csv", "paired.csv", "high_res.csv", "high_res.json",
+                "other_sources.csv", "trace_index.csv", "accuracy_by_category.png", "accuracy_vs_calls.png",
+                "index.html")  # everything `xthink report` writes into its folder
 
 
 def write_report(report: Report, out_dir: Path) -> list[Path]:

@@ -115,7 +115,7 @@ class WorkItem(BaseModel):
     gold: str
     category: str
     l2_category: str | None = None
-    cycle: int | None = None
+    cycle: int | str | None = None
     option_order: list[int] | None = None
     image_path: str | None = None
     load_error: str | None = None

@@ -18,10 +18,12 @@ import threading
 from pathlib import Path
 
 from evals.records import SampleRecord
+from tools.folders import NotOurFolderError, claim_folder
 from tools.jsonl import append_line, read_lines
 
 RECORDS = "records.jsonl"
 MANIFEST = "run.json"
+RUN_NAMES = (RECORDS, MANIFEST, "traces", "images", "report")  # everything a run writes at its top level
 
 
 class RunFolderError(ValueError):
@@ -39,10 +41,20 @@ class RunStore:
     def records_path(self) -> Path:
         return self.root / RECORDS
 
+    @staticmethod
+    def check(root: Path) -> None:
+        """Refuse, before any work, an output folder that is neither new, empty, nor a run folder."""
+        try:
+            claim_folder(Path(root), "--out", "a run folder", marker=MANIFEST)  # run.json: written first
+        except NotOurFolderError as exc:
+            raise RunFolderError(str(exc)) from None
+
     def open(self, manifest: dict, restart: bool = False, resume: bool = False) -> None:
-        """Create or reopen the folder; refuse a folder that holds a run with other settings."""
+        """Create or reopen the folder; refuse a folder that holds a run with other settings, or that is not
+        a run folder at all (not empty, no run.json): `--restart` then removes only what a run writes."""
+        self.check(self.root)
         if restart and self.root.exists():
-            for name in (RECORDS, MANIFEST, "traces", "images", "report"):
+            for name in RUN_NAMES:
                 target = self.root / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)

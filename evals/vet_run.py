@@ -29,6 +29,7 @@ from evals.vet_data import (
 )
 from evals.vet_sources import SourceItem, VetSource
 from tools.extract import is_model_failure
+from tools.folders import NotOurFolderError, claim_folder
 from tools.images import ImageError, ImageStore
 from tools.jsonl import append_line, read_lines
 from tools.vet.dataset import Pair, write_dataset
@@ -57,6 +58,14 @@ class VetSummary:
     shards: list[str]
 
 
+def check_folder(root: Path) -> None:
+    """Refuse, before any work, an output folder that is neither new, empty, nor a VET data folder."""
+    try:
+        claim_folder(Path(root), "--out", "a VET data folder", marker=MANIFEST)  # written first
+    except NotOurFolderError as exc:
+        raise RunFolderError(str(exc)) from None
+
+
 class VetStore:
     """records.jsonl + manifest.json of one data folder; thread-safe appends."""
 
@@ -66,6 +75,8 @@ class VetStore:
         self.done: dict[str, VetRecord] = {}
 
     def open(self, manifest: dict, restart: bool) -> None:
+        """Create or reopen the folder; a folder that is neither empty nor a VET data folder is refused."""
+        check_folder(self.root)
         path = self.root / MANIFEST
         if restart and self.root.exists():
             (self.root / RECORDS).unlink(missing_ok=True)

@@ -13,13 +13,33 @@ from evals.report import Report
 from evals.viewer_data import PageData, load_page
 
 
+# Inside <script>, the HTML parser looks for `</script` and also for `<!--` ... `<script`, which turns a
+# later `</script>` into text and swallows the rest of the page. JSON may spell any character of a string
+# as \uXXXX, so no `<`, `>` or `&` ever reaches the parser; U+2028/2029 are escaped for old JS parsers.
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def script_safe(json_text: str) -> str:
+    """JSON text that reads back the same and cannot end, or change the parsing of, its <script> element."""
+    return json_text.translate(str.maketrans(_SCRIPT_ESCAPES))
+
+
 def render(page: PageData) -> str:
     assets = resources.files("evals") / "viewer_assets"
     html = (assets / "page.html").read_text(encoding="utf-8")
-    data = page.to_json().replace("</", "<\\/")  # the JSON cannot close its <script> element
+    data = script_safe(page.to_json())
     return (html.replace("/*CSS*/", (assets / "page.css").read_text(encoding="utf-8"))
             .replace("/*JS*/", (assets / "page.js").read_text(encoding="utf-8"))
             .replace("/*DATA*/", data))  # fmt: skip
+
+
+def is_page(path: Path) -> bool:
+    """Whether a file is a page this module wrote (its template's title sits in the first few hundred bytes)."""
+    try:
+        with Path(path).open("rb") as handle:
+            return b"<title>extract-think</title>" in handle.read(2048)
+    except OSError:
+        return False
 
 
 def write_page(paths: list[Path], out: Path, report: Report | None = None, plots_dir: Path | None = None) -> Path:

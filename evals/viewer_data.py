@@ -5,6 +5,11 @@ from `file://` with no network. Images are downscaled JPEG data URIs within a pe
 per-page cap (IMAGE_SIDE, IMAGE_BYTES, PAGE_IMAGE_BYTES); boxes are drawn in normalised coordinates,
 so they land in the same place on the smaller image. Long thinking is clipped (THINKING_CHARS) so a
 full paper run (about 10,000 records) stays a page a browser opens in seconds.
+
+A page is a file people pass around, so what it embeds is bounded by what it was built from: a run folder's
+page embeds only files inside that run folder (a trace that names /etc/passwd or ~/private.jpg gets a
+placeholder saying why it was not embedded, never the file); a page for one trace embeds the images its
+answer used, wherever they are (the user named that trace), and lists those files in the page.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class PageData:
     images: dict[str, str] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    embedded: list[str] = field(default_factory=list)  # answer pages: the files whose pixels the page holds
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, separators=(",", ":"), default=str)
@@ -76,7 +82,7 @@ def answer_page(path: Path) -> PageData:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ViewError(f"'{path}' is not a Result/trace JSON (xthink ask --trace-out): {str(exc)[:200]}") from None
     page = PageData(mode="answer", title=result.question[:120], runs=[""], regimes=[result.mode])
-    images = Images(page, budget_images=len(result.images))
+    images = Images(page, budget_images=len(result.images), listed=True)
     trace_id = "t0"
     page.traces[trace_id] = slim_trace(result)
     item = _item(f"answer/{path.stem}", "", path.stem, "", result, images, [path.parent])
@@ -101,7 +107,7 @@ def run_page(run_dirs: list[Path], report: Report | None = None, plots_dir: Path
     records = {name: run_records(d, page.notes) for name, d in zip(names, run_dirs)}
     page.regimes = sorted({r.regime for recs in records.values() for r in recs}, key=_regime_order)
     keys = sorted({(r.benchmark, r.sample_id) for recs in records.values() for r in recs})
-    images = Images(page, budget_images=len(keys))
+    images = Images(page, budget_images=len(keys), confined=True)
     items: dict[tuple[str, str], dict] = {}
     for (name, run_dir) in zip(names, run_dirs):
         for record in records[name]:
@@ -161,8 +167,8 @@ def _item(key: str, benchmark: str, sample_id: str, category: str, result: Resul
     refs = []
     if result is not None:
         for info in result.images:
-            refs.append({"id": info.id, "width": info.width, "height": info.height,
-                         "src": images.add(info.path, roots, benchmark, sample_id)})
+            src, why = images.add(info.path, roots, benchmark, sample_id)
+            refs.append({"id": info.id, "width": info.width, "height": info.height, "src": src, "not_embedded": why})
     return {"key": key, "benchmark": benchmark, "sample_id": sample_id, "category": category, "gold": gold,
             "question": result.question if result else "", "options": result.options if result else [],
             "images": refs, "results": {}}
@@ -208,39 +214,57 @@ def _tables(report, plots: list[str]) -> dict:
 
 
 class Images:
-    """Embeds each image once, as a downscaled JPEG data URI, within the per-image and per-page caps."""
+    """Embeds each image once, as a downscaled JPEG data URI, within the per-image and per-page caps.
 
-    def __init__(self, page: PageData, budget_images: int):
+    `confined`: only files inside the folders the page is built from (a run page); `listed`: record every
+    embedded file's path in the page (an answer page, whose trace may name files anywhere).
+    """
+
+    def __init__(self, page: PageData, budget_images: int, confined: bool = False, listed: bool = False):
         self.page = page
         self.cap = max(8_000, min(IMAGE_BYTES, PAGE_IMAGE_BYTES // max(budget_images, 1)))
         self.used = 0
-        self._by_path: dict[str, str] = {}
+        self.confined, self.listed = confined, listed
+        self._by_path: dict[str, tuple[str | None, str | None]] = {}
 
-    def add(self, path: str, roots: list[Path], benchmark: str, sample_id: str) -> str | None:
-        found = _find_image(path, roots, benchmark, sample_id)
-        if found is None:
-            self.page.notes.append(f"image not found: {path}")
-            return None
+    def add(self, path: str, roots: list[Path], benchmark: str, sample_id: str) -> tuple[str | None, str | None]:
+        """(image id, None) when embedded, else (None, why it was not)."""
+        found = _find_image(path, roots, benchmark, sample_id, self.confined)
+        if isinstance(found, str):
+            self.page.notes.append(f"image {found}: {path}")
+            return None, found
         key = str(found.resolve())
         if key not in self._by_path:
-            if self.used >= PAGE_IMAGE_BYTES:
-                return None
-            uri = encode_image(found, self.cap)
-            if uri is None:
-                return None
-            self.used += len(uri)
-            image_id = f"i{len(self.page.images)}"
-            self.page.images[image_id] = uri
-            self._by_path[key] = image_id
+            self._by_path[key] = self._embed(found)
         return self._by_path[key]
 
+    def _embed(self, found: Path) -> tuple[str | None, str | None]:
+        if self.used >= PAGE_IMAGE_BYTES:
+            return None, "the page's image budget is spent"
+        uri = encode_image(found, self.cap)
+        if uri is None:
+            return None, "not a readable image"
+        self.used += len(uri)
+        image_id = f"i{len(self.page.images)}"
+        self.page.images[image_id] = uri
+        if self.listed:
+            self.page.embedded.append(str(found.resolve()))
+        return image_id, None
 
-def _find_image(path: str, roots: list[Path], benchmark: str, sample_id: str) -> Path | None:
+
+def _find_image(path: str, roots: list[Path], benchmark: str, sample_id: str, confined: bool) -> Path | str:
+    """The file to embed for a trace's image path, or why there is none (`confined`: inside `roots` only)."""
     candidates = [Path(path)] + [root / Path(path).name for root in roots]
     for root in roots:
         folder = root / "images" / benchmark
         candidates += [folder / Path(path).name, *sorted(folder.glob(safe_name(sample_id) + ".*"))]
-    return next((c for c in candidates if c.is_file()), None)
+    existing = [c for c in candidates if c.is_file()]
+    if not existing:
+        return "not found"
+    if not confined:
+        return existing[0]
+    inside = [c for c in existing if any(c.resolve().is_relative_to(r.resolve()) for r in roots)]
+    return inside[0] if inside else "outside the run folder, not embedded"
 
 
 def encode_image(path: Path, cap: int) -> str | None:

@@ -56,6 +56,7 @@ def eval_command(
 ) -> None:
     """Run benchmarks under one or more regimes, on the same items, resumably."""
     from evals.runner import EVAL_REGIMES, LOOK, BenchSpec, EvalPlan, parse_shard
+    from evals.store import RunStore
     from graphs.api import AskOptions, InputError, resolve_models
     from tools.backends.options import EngineOptions
 
@@ -70,8 +71,7 @@ def eval_command(
         benches = [BenchSpec.parse(b) for b in bench]
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
         shard_part = parse_shard(shard) if shard else None
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"--out '{out}' is a file; pass a folder for the run (it is created if missing)")
+        RunStore.check(out)  # a folder that is not a run's is refused before any loading, --restart or not
     except (ValueError, InputError) as exc:
         _fail(str(exc), EXIT_INPUT)
     settings = AskOptions(
@@ -182,15 +182,18 @@ def report_command(
     out: Path | None = typer.Option(None, help="write the report files here (default: DIR/report for one DIR)"),
 ) -> None:
     """Regenerate every report from the stored records alone."""
-    from evals.report import ReportError, build_report, to_markdown, write_report
+    from evals.report import REPORT_FILES, ReportError, build_report, to_markdown, write_report
+    from tools.folders import NotOurFolderError, claim_folder
 
     try:
         report = build_report(list(dirs))
-    except ReportError as exc:
+        target = out or (dirs[0] / "report" if len(dirs) == 1 else None)
+        if out is not None:  # overwrite only a report's own files, in a folder that holds nothing else
+            claim_folder(out, "--out", "a report folder", own_names=REPORT_FILES)
+    except (ReportError, NotOurFolderError) as exc:
         _fail(str(exc), EXIT_INPUT)
-    target = out or (dirs[0] / "report" if len(dirs) == 1 else None)
     if target is not None and target.exists() and not target.is_dir():
-        _fail(f"--out '{target}' is a file; pass a folder for the report files", EXIT_INPUT)
+        _fail(f"'{target}' is a file; pass --out with a folder for the report files", EXIT_INPUT)
     if target is not None:
         write_report(report, target)
         _write_index(list(dirs), target, report)

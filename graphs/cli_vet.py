@@ -41,12 +41,16 @@ def vet_data_command(
     restart: bool = typer.Option(False, "--restart", help="wipe the records in --out and start over"),
 ) -> None:
     """Generate VET training pairs with a teacher VLM (resumable: rerun the same command to continue)."""
+    from evals.store import RunFolderError
     from evals.vet_data import VetSettings
+    from evals.vet_run import check_folder
 
     if style not in ("paper", "iterative"):
         _fail(f"unknown --style '{style}'; choose paper or iterative", EXIT_INPUT)
-    if out.exists() and not out.is_dir():
-        _fail(f"--out '{out}' is a file; pass a folder for the dataset", EXIT_INPUT)
+    try:
+        check_folder(out)  # a folder that is not ours is refused before the teachers load, --restart or not
+    except RunFolderError as exc:
+        _fail(str(exc), EXIT_INPUT)
     settings = VetSettings(style=style, statement_tokens=statement_tokens,  # type: ignore[arg-type]
                            description_tokens=description_tokens)  # fmt: skip
     summary = _run_vet_data(source, teacher, text_teacher, out, limit, settings, concurrency, device, dtype, restart)
@@ -159,6 +163,7 @@ def vet_train_command(
 def _run_vet_train(config):
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.spec import ModelSpecError
+    from tools.folders import NotOurFolderError
     from tools.vet.dataset import DatasetError
     from tools.vet.train import run_training
 
@@ -167,7 +172,7 @@ def _run_vet_train(config):
         return run_training(config)
     except ImportError as exc:
         _fail(f"training needs the 'train' extra ({exc}); pip install 'extract-think[train]'", EXIT_INPUT)
-    except (DatasetError, ModelSpecError) as exc:
+    except (DatasetError, ModelSpecError, NotOurFolderError) as exc:
         _fail(str(exc), EXIT_INPUT)
     except ModelLoadError as exc:
         _fail(str(exc), EXIT_MODEL)

@@ -18,11 +18,16 @@ def view_command(
     out: Path = typer.Option(..., "--out", "-o", help="the HTML file to write"),
 ) -> None:
     """Write one HTML page (opens from file://, no network) to inspect answers, a run, or runs side by side."""
-    from evals.viewer import write_page
+    from evals.viewer import is_page, write_page
     from evals.viewer_data import ViewError
+    from tools.folders import NotOurFolderError, claim_file
 
     if out.exists() and out.is_dir():
         _fail(f"-o '{out}' is a folder; pass the HTML file to write, e.g. {out / 'view.html'}")
+    try:  # overwrite only a page written before, never a user's file
+        claim_file(out, "-o", "a page", is_page)
+    except NotOurFolderError as exc:
+        _fail(str(exc))
     if len(paths) > 1 and any(p.is_file() for p in paths):
         _fail("pass one trace JSON, or run folders only (two or more are compared)")
     try:

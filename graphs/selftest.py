@@ -47,19 +47,36 @@ def check_result(result: Result, mode: str) -> str | None:
     return None
 
 
+KEEP_MARKER = "selftest.png"
+
+
+def claim_keep(keep: Path) -> None:
+    """`--keep DIR` overwrites models/, selftest.png, demo_trace.json and trace.html: only in a new or empty
+    folder, or one an earlier selftest kept (it holds selftest.png); anything else is the user's mistake."""
+    from graphs.cli_common import EXIT_INPUT, fail
+    from tools.folders import NotOurFolderError, claim_folder
+
+    try:
+        claim_folder(keep, "--keep", "a selftest folder", marker=KEEP_MARKER)
+    except NotOurFolderError as exc:
+        fail(str(exc), EXIT_INPUT)
+
+
 def run_selftest(console: Console, keep: Path | None = None, device: str = "cpu") -> bool:
     from graphs.api import AskOptions, ExtractThink
     from tools.backends.loading import quiet_transformers
     from tools.tiny_models import build_all
 
     quiet_transformers()
+    if keep:
+        claim_keep(Path(keep))
     with tempfile.TemporaryDirectory(prefix="xthink-selftest-") as tmp:
         root = Path(keep) if keep else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
+        image = _image(root / KEEP_MARKER)  # first: it marks the folder as a selftest's
         started = time.perf_counter()
         models = build_all(root / "models")
         console.print(f"built tiny models in {time.perf_counter() - started:.1f}s under {root / 'models'}")
-        image = _image(root / "selftest.png")
         settings = AskOptions(greedy=True, max_new_tokens=24, thinking_budget=16, perceiver_max_new_tokens=16)
         table = Table("perceiver", "mode", "status", "steps", "seconds")
         ok = True

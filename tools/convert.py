@@ -20,11 +20,16 @@ tensor must be filled (or be on FILLABLE_TARGET): anything else is an error, not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.folders import NotOurFolderError, claim_folder
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,9 @@ QWEN_1_5_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
+
+
+CONVERSION_RECORD = "conversion.json"  # written last into a conversion: marks a folder as one
 
 
 class ConversionError(ValueError):
@@ -302,7 +310,17 @@ def resolve_source(source: str) -> Path:
 
 
 def convert(source: str, dest: Path, tokenizer: str | None = None) -> ConversionReport:
-    """Convert one checkpoint; writes config, weights, processor and chat template into `dest`."""
+    """Convert one checkpoint; writes config, weights, processor and chat template into `dest`.
+
+    `dest` must be new, empty, or an earlier conversion (it holds conversion.json): never a user's folder.
+    The model is written into a temporary sibling and renamed into place, so no reader (another process,
+    a run killed mid-write) ever sees a half-written folder.
+    """
+    dest = Path(dest)
+    try:
+        claim_folder(dest, "OUT", "a converted model (no conversion.json)", marker=CONVERSION_RECORD)
+    except NotOurFolderError as exc:
+        raise ConversionError(str(exc)) from None
     folder = resolve_source(source)
     config_path = folder / "config.json"
     if not config_path.is_file():
@@ -315,30 +333,91 @@ def convert(source: str, dest: Path, tokenizer: str | None = None) -> Conversion
     tensors = load_source_tensors(folder)
     tok = load_tokenizer(folder, raw, tokenizer)
     model, processor, mapped, ignored, filled = build_target(raw, tensors, tok)
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(dest)
-    processor.save_pretrained(dest)
-    (dest / "conversion.json").write_text(json.dumps(
-        {"source": source, "mapped": mapped, "ignored": ignored, "filled": filled}, indent=2))
+    with _staging(dest) as staging:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        (staging / CONVERSION_RECORD).write_text(json.dumps(
+            {"source": source, "mapped": mapped, "ignored": ignored, "filled": filled}, indent=2))
     return ConversionReport(dest=dest, mapped=mapped, ignored=ignored, filled=filled)
 
 
-def converted_cache(source: str) -> Path:
-    import os
+@contextmanager
+def _staging(dest: Path):
+    """A temporary folder beside `dest`, renamed onto it when the block succeeds, removed when it fails.
 
+    An earlier conversion in `dest` is moved aside first and removed after the rename; an empty `dest`
+    is removed (rename cannot replace a folder).
+    """
+    import shutil
+    import tempfile
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield staging
+        old = None
+        if dest.is_dir() and any(dest.iterdir()):
+            old = staging.with_suffix(".old")
+            dest.rename(old)
+        elif dest.is_dir():
+            dest.rmdir()
+        staging.rename(dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def source_fingerprint(folder: Path) -> str:
+    """Sizes and modification times of the checkpoint's top-level files, hashed: a checkpoint retrained in
+    place (or a new hub revision) gets a new cache entry; reading gigabytes to hash contents would not pay."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    entries = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
+
+
+def converted_cache(source: str, folder: Path | None = None) -> Path:
+    """Where `source`'s conversion lives: its name plus the fingerprint of its files (`folder`, once resolved)."""
     root = Path(os.environ.get("XTHINK_CACHE", Path.home() / ".cache" / "extract-think")) / "converted"
-    return root / re.sub(r"[^\w.\-]+", "--", source)
+    folder = folder if folder is not None else resolve_source(source)
+    name = re.sub(r"[^\w.\-]+", "--", source)[:150]
+    return root / f"{name}-{source_fingerprint(folder)}"
 
 
 def ensure_converted(source: str) -> str:
-    """For a paper checkpoint (or any LLaVA-NeXT folder): convert once into the cache, then reuse it."""
-    target = converted_cache(source)
-    if (target / "config.json").is_file() and (target / "conversion.json").is_file():
+    """For a paper checkpoint (or any LLaVA-NeXT folder): convert once into the cache, then reuse it.
+
+    Processes that need the same conversion at once (eval shards, torchrun ranks) take a file lock: the
+    first converts, the others wait and then find the finished folder.
+    """
+    target = converted_cache(source, resolve_source(source))
+    if _complete(target):
         return str(target)
-    log.info("converting %s into %s (first use)", source, target)
-    convert(source, target)
+    locks = target.parent.parent / "locks"  # beside converted/, which then holds conversions only
+    locks.mkdir(parents=True, exist_ok=True)
+    with _locked(locks / f"{target.name}.lock"):
+        if not _complete(target):  # another process may have finished it while this one waited
+            log.info("converting %s into %s (first use)", source, target)
+            convert(source, target)
     return str(target)
+
+
+def _complete(target: Path) -> bool:
+    return (target / "config.json").is_file() and (target / CONVERSION_RECORD).is_file()
+
+
+@contextmanager
+def _locked(path: Path):
+    """An exclusive fcntl lock on `path` for the block (released by the OS if the process dies)."""
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def needs_conversion(model: str) -> bool:

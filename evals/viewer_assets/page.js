@@ -41,7 +41,13 @@
     header.append(el("h1", { text: DATA.title || "trace" }),
       el("span", { class: "meta", text: DATA.mode === "answer" ? "one answer" :
         `${DATA.items.length} items · ${columns.length} ${DATA.mode === "compare" ? "run/regime columns" : "regimes"}` }));
-    if (DATA.mode === "answer") { document.body.classList.add("answer"); openItem(0); return; }
+    if (DATA.mode === "answer") {
+      // A trace may name image files anywhere: say which files this page holds the pixels of.
+      const files = DATA.embedded || [];
+      header.append(el("p", { class: "small embedded", text: files.length ? "Images embedded from: " + files.join(", ")
+        : "No image files embedded." }));
+      document.body.classList.add("answer"); openItem(0); return;
+    }
     const tabs = el("nav", { class: "tabs" });
     for (const name of ["Summary", "Items"]) {
       tabs.append(el("button", { id: "tab-" + name.toLowerCase(), text: name, onclick: () => showTab(name) }));
@@ -252,7 +258,10 @@
     const panel = el("div", { class: "imagepanel" });
     for (const image of item.images) {
       const src = image.src ? DATA.images[image.src] : null;
-      if (!src) { panel.append(el("div", { class: "small", text: `${image.id}: image not embedded` })); continue; }
+      if (!src) {
+        panel.append(el("div", { class: "small not-embedded", text: `${image.id}: image not embedded (${image.not_embedded || "no file"})` }));
+        continue;
+      }
       const svg = svgEl("svg", { viewBox: "0 0 1 1", preserveAspectRatio: "none" });
       const mine = boxes.filter(({ step }) => (step.source_image || step.image_id || item.images[0].id) === image.id);
       mine.forEach(({ step, n }, k) => {

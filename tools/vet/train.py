@@ -18,6 +18,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tools.folders import claim_folder
+
+TRAIN_RECORD = "vet_train.json"  # written first (the folder's marker) and again with the summary at the end
 VISION_PARTS = ("vision_tower", "visual", "vision_model")  # LLaVA/InternVL, Qwen-VL, Idefics3/SmolVLM
 
 
@@ -164,6 +167,22 @@ def latest_checkpoint(out: Path) -> str | None:
     return str(max(found)[1]) if found else None
 
 
+def claim_output(config: TrainConfig) -> None:
+    """OUT must be new, empty, or a folder this command trained into (it holds vet_train.json)."""
+    claim_folder(config.out, "--out", "a vet-train output folder", marker=TRAIN_RECORD)
+
+
+def mark_output(config: TrainConfig) -> None:
+    """Create OUT's marker before anything else is written there, directly (not via a rename), by every rank:
+    at any moment OUT is empty or holds it, so ranks never refuse each other. Rewritten with the summary."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    try:
+        with (config.out / TRAIN_RECORD).open("x") as handle:
+            handle.write(json.dumps({"status": "training", "config": {k: str(v) for k, v in asdict(config).items()}}))
+    except FileExistsError:
+        pass
+
+
 def run_training(config: TrainConfig) -> TrainSummary:
     """Train, resuming from the newest checkpoint in OUT/checkpoints if a run was cut short; save OUT."""
     import torch
@@ -171,6 +190,7 @@ def run_training(config: TrainConfig) -> TrainSummary:
     from tools.vet.collate import VetCollator
     from tools.vet.dataset import load_pairs
 
+    claim_output(config)
     if config.restart and (config.out / "checkpoints").exists():
         shutil.rmtree(config.out / "checkpoints")
     dataset = load_pairs(config.data)
@@ -178,6 +198,7 @@ def run_training(config: TrainConfig) -> TrainSummary:
     processor, model = load_base(config.base)
     if config.lora:
         model = with_lora(model, config.lora_rank)
+    mark_output(config)
     trainer = _trainer_class()(model=model, args=training_args(config, cuda), train_dataset=dataset,
                                data_collator=VetCollator(processor, config.max_length))  # fmt: skip
     trainer.vision_lr = config.vision_lr
@@ -192,7 +213,7 @@ def run_training(config: TrainConfig) -> TrainSummary:
     if trainer.is_world_process_zero():
         record = {"config": {k: str(v) for k, v in asdict(config).items()}, "summary": asdict(summary),
                   "log_history": trainer.state.log_history}  # fmt: skip
-        (config.out / "vet_train.json").write_text(json.dumps(record, indent=2))
+        (config.out / TRAIN_RECORD).write_text(json.dumps(record, indent=2))
     return summary
 
 
