@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -379,7 +378,9 @@ def source_fingerprint(folder: Path) -> str:
 
 def converted_cache(source: str, folder: Path | None = None) -> Path:
     """Where `source`'s conversion lives: its name plus the fingerprint of its files (`folder`, once resolved)."""
-    root = Path(os.environ.get("XTHINK_CACHE", Path.home() / ".cache" / "extract-think")) / "converted"
+    from tools.image_store import cache_root  # the one reading of $XTHINK_CACHE
+
+    root = cache_root() / "converted"
     folder = folder if folder is not None else resolve_source(source)
     name = re.sub(r"[^\w.\-]+", "--", source)[:150]
     return root / f"{name}-{source_fingerprint(folder)}"
