@@ -17,11 +17,11 @@ def serve_command(
     pair: str | None = typer.Option(None, help="the paper's pair: small or large"),
     api_key: str | None = typer.Option(None, "--api-key", help="required Bearer key (or XTHINK_SERVE_API_KEY)"),
     max_concurrent: int = typer.Option(4, "--max-concurrent", min=1, help="runs at once; more get 429"),
-    timeout: float = typer.Option(600.0, "--timeout", min=1, help="seconds a request may run"),
+    timeout: float = typer.Option(600.0, "--timeout", min=1, max=86_400, help="seconds a request may run"),
     max_images: int = typer.Option(8, "--max-images", min=1, help="images per request"),
     max_pixels: int = typer.Option(25_000_000, "--max-pixels", min=1, help="pixels per image (at most "
                                    "XTHINK_MAX_PIXELS_CAP when set)"),
-    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="request body size"),
+    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, max=4096, help="request body size"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
 ) -> None:

@@ -233,3 +233,9 @@ def test_out_of_range_settings_are_one_line_naming_the_flag(tiny, image_path, fl
         assert result.exit_code == 2, (command, result.output)
         assert f"error: {flag} must be" in result.output and "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_serve_reads_the_caps_and_refuses_a_bad_one(monkeypatch):
+    monkeypatch.setenv("XTHINK_MAX_NEW_TOKENS_CAP", "lots")
+    result = invoke("serve", "--port", "1")
+    assert result.exit_code == 2 and "error: XTHINK_MAX_NEW_TOKENS_CAP must be a whole number" in result.output
