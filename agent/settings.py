@@ -61,8 +61,8 @@ class SettingError(InputError):
 
 @dataclass(frozen=True)
 class Range:
-    """The values a numeric setting may take. `above` makes `low` itself invalid (a temperature of 0 divides
-    by zero; greedy decoding is its own setting)."""
+    """The values a numeric setting may take. `above` makes `low` itself invalid (a temperature or top_p of 0
+    is not sampling: greedy decoding is its own setting)."""
 
     low: float
     high: float
@@ -202,14 +202,15 @@ class SettingCaps:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     @classmethod
-    def from_env(cls, **overrides: int) -> SettingCaps:
-        """The defaults, then the environment, then `overrides` (a server's flags)."""
+    def from_env(cls) -> SettingCaps:
+        """The defaults, each replaced by its variable where the operator set one."""
         values = {}
         for f in fields(cls):
-            raw = os.environ.get(CAP_ENV.format(f.name.upper()), "").strip()
+            env = CAP_ENV.format(f.name.upper())
+            raw = os.environ.get(env, "").strip()
             if raw:
-                values[f.name] = _cap_value(CAP_ENV.format(f.name.upper()), raw, RANGES[f.name])
-        return replace(cls(**values), **overrides)
+                values[f.name] = _cap_value(env, raw, RANGES[f.name])
+        return cls(**values)
 
     def apply(self, options: AskOptions, what: str | None = None):
         """`options` within the caps: a default over its cap is lowered to it (an operator may cap below the
@@ -217,10 +218,13 @@ class SettingCaps:
         lowered = {}
         defaults = {f.name: f.default for f in fields(AskOptions)}
         for f in fields(self):
-            value, most = getattr(options, f.name), getattr(self, f.name)
+            chosen, most = getattr(options, f.name), getattr(self, f.name)
+            value = chosen
+            if chosen is None and f.name == "max_new_tokens":
+                value = options.sampling().max_new_tokens  # unset: the paper's 5120 (thinking) or 1024
             if value is None or value <= most:
                 continue
-            if value != defaults[f.name]:
+            if chosen is not None and chosen != defaults[f.name]:
                 env = CAP_ENV.format(f.name.upper())
                 raise SettingError(f.name, f"must be at most {most} on this server ({env}), not {value}", what)
             lowered[f.name] = most

@@ -49,6 +49,8 @@ def test_caps_come_from_the_environment_and_name_their_variable(monkeypatch):
     with pytest.raises(SettingError, match="XTHINK_MAX_EXTRACTIONS_CAP") as info:
         caps.apply(AskOptions(max_extractions=5))
     assert info.value.field == "max_extractions"
+    monkeypatch.setenv("XTHINK_MAX_NEW_TOKENS_CAP", "2000")
+    assert SettingCaps.from_env().apply(AskOptions()).sampling().max_new_tokens == 2000, "the paper's 5120 too"
     for bad in ("lots", "-1", "1e9"):
         monkeypatch.setenv("XTHINK_MAX_EXTRACTIONS_CAP", bad)
         with pytest.raises(InputError, match="XTHINK_MAX_EXTRACTIONS_CAP"):
