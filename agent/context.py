@@ -5,6 +5,11 @@ send JSON, so its runs carry a RunContext (or nothing); here it becomes an Agent
 from the process-wide registry (loaded once, shared by every run, batched together) and whose image store
 is filled from the paths in state. The built context is kept on the RunContext object, which LangGraph
 creates once per run, so a run loads its images once.
+
+A run's context comes from a client, so it gets what `xthink serve` gives a request: the same range checks,
+the same caps (SettingCaps, set by the operator's XTHINK_*_CAP variables), the models the operator allows
+(XTHINK_ALLOWED_MODELS) and the device the operator chose (XTHINK_DEVICE): a client cannot make the server
+load a second copy of the models elsewhere.
 """
 
 from __future__ import annotations
@@ -12,7 +17,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from agent.settings import DEFAULT_PERCEIVER, DEFAULT_REASONER, InputError, RunContext, checked
+from agent.settings import (
+    DEFAULT_PERCEIVER,
+    DEFAULT_REASONER,
+    InputError,
+    RunContext,
+    SettingCaps,
+    SettingError,
+    checked,
+)
 from agent.state import AgentContext
 from tools.backends.registry import env_placement, shared_perceiver, shared_reasoner
 
@@ -37,8 +50,8 @@ def live_context(runtime: Any, state: dict) -> AgentContext:
 
 def build_context(run: RunContext) -> AgentContext:
     """Models by name (the run's, else XTHINK_REASONER / XTHINK_PERCEIVER, else the small pair), shared."""
-    run = checked(run)
-    placement = env_placement(run.device)
+    run = SettingCaps.from_env().apply(checked(run), "context key")
+    placement = env_placement(allowed_device(run.device))
     reasoner = allowed(run.reasoner) or os.environ.get("XTHINK_REASONER") or DEFAULT_REASONER
     perceiver = allowed(run.perceiver) or os.environ.get("XTHINK_PERCEIVER") or DEFAULT_PERCEIVER
     return AgentContext.build(
@@ -60,3 +73,16 @@ def allowed(model: str | None) -> str | None:
     if model not in permitted:
         raise InputError(f"model '{model[:120]}' is not allowed on this server (XTHINK_ALLOWED_MODELS)")
     return model
+
+
+def allowed_device(device: str | None) -> str | None:
+    """The device a run's context names, if the operator lets runs choose. With XTHINK_DEVICE set, or on a
+    deployed server (XTHINK_ALLOWED_MODELS set), the operator's device is the only one: another would load
+    a second copy of every model there."""
+    fixed = os.environ.get("XTHINK_DEVICE")
+    deployed = bool(os.environ.get("XTHINK_ALLOWED_MODELS"))
+    if device is None or device == fixed or not (fixed or deployed):
+        return device
+    where = f"on {fixed} (XTHINK_DEVICE)" if fixed else "where its operator chose (XTHINK_ALLOWED_MODELS is set)"
+    raise SettingError("device", f"this server runs its models {where}; leave it unset, not {device[:40]!r}",
+                       "context key")

@@ -4,13 +4,20 @@
 mode, and is the `context_schema` of every graph: LangGraph Server turns a run's JSON `context` into one
 (keys it does not know are dropped against its JSON schema), so nothing a client sends has to be a Python
 object. agent/context.py turns it into the live models.
+
+Every numeric setting has one range (`RANGES`), checked when an AskOptions is made, so the CLI, the Python
+API, `xthink serve` and a LangGraph run context all refuse the same values with the same words, before a bad
+value can reach a batch shared with other runs. `SettingCaps` is the tighter limit a server operator sets on
+what one client may ask for; serve and the LangGraph context apply the same one.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -43,28 +50,82 @@ class InputError(ValueError):
     """The question, options, mode or settings given by the user cannot be used; the message says why."""
 
 
+class SettingError(InputError):
+    """One setting cannot be used. It keeps the field's name apart from the problem, so each edge names it in
+    its own terms: a CLI flag, a context key, an OpenAI error's `param`."""
+
+    def __init__(self, name: str, problem: str, what: str | None = None):
+        super().__init__(f"{what} '{name}': {problem}" if what else f"{name} {problem}")
+        self.field, self.problem = name, problem
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take. `above` makes `low` itself invalid (a temperature or top_p of 0
+    is not sampling: greedy decoding is its own setting)."""
+
+    low: float
+    high: float
+    integer: bool = True
+    above: bool = False
+
+    def problem(self, value) -> str | None:
+        """Why `value` is not allowed, or None."""
+        kind = "a whole number" if self.integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
+            return f"must be {kind}, not {value!r}"[:160]
+        inside = (value > self.low if self.above else value >= self.low) and value <= self.high
+        if not inside or (isinstance(value, float) and not math.isfinite(value)):
+            low = f"more than {_number(self.low)}" if self.above else f"at least {_number(self.low)}"
+            return f"must be {kind} {low} and at most {_number(self.high)}, not {value!r}"[:160]
+        return None
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) >= 1e4 else f"{x:g}"
+
+
+MOST = 2**31 - 1  # token counts, pixels: what an int32 tensor index and every model server can take
+# One range per numeric setting. Sampling follows the OpenAI API (temperature up to 2, top_p up to 1: the HTTP
+# backend sends them on); the seed is anything torch.Generator.manual_seed accepts (signed or unsigned 64-bit).
+RANGES = {
+    "max_extractions": Range(0, MOST),
+    "seed": Range(-(2**63), 2**64 - 1),
+    "thinking_budget": Range(2, MOST),
+    "max_new_tokens": Range(1, MOST),
+    "perceiver_max_new_tokens": Range(1, MOST),
+    "max_pixels": Range(1, MOST),
+    "temperature": Range(0, 2, integer=False, above=True),
+    "top_p": Range(0, 1, integer=False, above=True),
+}
+
+
 @dataclass
 class AskOptions:
-    """Per-run knobs with the paper's defaults."""
+    """Per-run knobs with the paper's defaults. Each field's `help` is what the CLI shows for its flag."""
 
-    max_extractions: int = DEFAULT_MAX_EXTRACTIONS
-    thinking: bool = True
-    greedy: bool = False
-    seed: int | None = None
-    thinking_budget: int | None = 4096
-    max_new_tokens: int | None = None
-    no_wait: bool = False
-    perceiver_max_new_tokens: int = 1024
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    first_look: str = "none"  # iterative: "caption" = a generic description before the first turn
-    temperature: float | None = None  # None: the paper's value for the thinking mode
-    top_p: float | None = None
+    max_extractions: int = field(default=DEFAULT_MAX_EXTRACTIONS,
+                                 metadata={"help": "extraction calls per question (iterative)"})
+    thinking: bool = field(default=True, metadata={"help": "reasoner without thinking (the paper's settings)"})
+    greedy: bool = field(default=False, metadata={"help": "greedy decoding instead of the paper's sampling"})
+    seed: int | None = field(default=None, metadata={"help": "random seed for sampling"})
+    thinking_budget: int | None = field(default=4096, metadata={"help": "thinking tokens before </think>"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "reasoner tokens per turn (default: the "
+                                                                       "paper's, 5120 thinking, 1024 not)"})
+    no_wait: bool = field(default=False, metadata={"help": "mask self-reflection words (NoWait)"})
+    perceiver_max_new_tokens: int = field(default=1024, metadata={"help": "perceiver tokens per extraction"})
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"help": "refuse larger images"})
+    first_look: str = field(default="none", metadata={"help": "iterative: caption = a generic description of "
+                                                              "each image before the first turn; none"})
+    temperature: float | None = field(default=None, metadata={"help": "sampling temperature, more than 0 and at "
+                                                                      "most 2 (default: the paper's, 0.6 / 0.7)"})
+    top_p: float | None = field(default=None, metadata={"help": "nucleus sampling, more than 0 and at most 1 "
+                                                                "(default: the paper's, 0.95 / 0.8)"})
 
     def __post_init__(self):
         if self.first_look not in FIRST_LOOKS:
-            raise InputError(f"unknown first look '{self.first_look}'; choose one of {', '.join(FIRST_LOOKS)}")
-        if isinstance(self.max_extractions, int) and self.max_extractions < 0:  # other types: see checked()
-            raise InputError("max_extractions must be 0 or more")
+            raise SettingError("first_look", f"must be one of {', '.join(FIRST_LOOKS)}, not {self.first_look!r}"[:160])
+        check_ranges(self)
 
     def as_dict(self) -> dict:
         """The settings as JSON; unset sampling overrides are left out, so records made before they existed
@@ -96,20 +157,90 @@ class RunContext(AskOptions):
         return AskOptions(**{f.name: getattr(self, f.name) for f in fields(AskOptions)})
 
 
+def check_ranges(options: AskOptions) -> None:
+    """Refuse a numeric setting outside its range (RANGES), naming it; None means 'the default' and passes."""
+    for name, allowed in RANGES.items():
+        value = getattr(options, name)
+        problem = None if value is None else allowed.problem(value)
+        if problem:
+            raise SettingError(name, problem)
+
+
 def validated(cls, values: dict, what: str = "setting"):
-    """`cls(**values)` type-checked by pydantic (dataclass construction checks nothing), or an InputError that
-    names the key: JSON from clients gets the same message wherever it enters."""
+    """`cls(**values)` type-checked by pydantic (dataclass construction checks nothing) and range-checked, or
+    a SettingError that names the key: JSON from clients gets the same message wherever it enters."""
     try:
         return TypeAdapter(cls).validate_python(values)
     except ValidationError as exc:
         first = exc.errors()[0]
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, SettingError):  # raised by __post_init__, which pydantic wraps
+            raise SettingError(cause.field, cause.problem, what) from None
         key = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{what} '{key}': {first['msg']}") from None
+        raise SettingError(key, first["msg"], what) from None
 
 
 def checked(context: RunContext) -> RunContext:
-    """Type-check a context built from JSON."""
+    """Type- and range-check a context built from JSON."""
     return validated(RunContext, vars(context), "context key")
+
+
+CAP_ENV = "XTHINK_{}_CAP"  # XTHINK_MAX_EXTRACTIONS_CAP, ... : one variable per SettingCaps field
+
+
+@dataclass(frozen=True)
+class SettingCaps:
+    """The most compute one client's request may ask for on a shared server: `xthink serve` and a LangGraph
+    Server run's context apply the same caps. The operator sets each with its environment variable
+    (XTHINK_MAX_EXTRACTIONS_CAP, XTHINK_MAX_NEW_TOKENS_CAP, XTHINK_THINKING_BUDGET_CAP,
+    XTHINK_PERCEIVER_MAX_NEW_TOKENS_CAP, XTHINK_MAX_PIXELS_CAP)."""
+
+    max_extractions: int = 16
+    max_new_tokens: int = 16384
+    thinking_budget: int = 16384
+    perceiver_max_new_tokens: int = 4096
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def from_env(cls) -> SettingCaps:
+        """The defaults, each replaced by its variable where the operator set one."""
+        values = {}
+        for f in fields(cls):
+            env = CAP_ENV.format(f.name.upper())
+            raw = os.environ.get(env, "").strip()
+            if raw:
+                values[f.name] = _cap_value(env, raw, RANGES[f.name])
+        return cls(**values)
+
+    def apply(self, options: AskOptions, what: str | None = None):
+        """`options` within the caps: a default over its cap is lowered to it (an operator may cap below the
+        paper's values), a value the client chose over its cap is refused, naming it and the variable."""
+        lowered = {}
+        defaults = {f.name: f.default for f in fields(AskOptions)}
+        for f in fields(self):
+            chosen, most = getattr(options, f.name), getattr(self, f.name)
+            value = chosen
+            if chosen is None and f.name == "max_new_tokens":
+                value = options.sampling().max_new_tokens  # unset: the paper's 5120 (thinking) or 1024
+            if value is None or value <= most:
+                continue
+            if chosen is not None and chosen != defaults[f.name]:
+                env = CAP_ENV.format(f.name.upper())
+                raise SettingError(f.name, f"must be at most {most} on this server ({env}), not {value}", what)
+            lowered[f.name] = most
+        return replace(options, **lowered) if lowered else options
+
+
+def _cap_value(env: str, raw: str, allowed: Range) -> int:
+    """An operator's cap, read strictly: a typo in a limit must not silently lift it."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or allowed.problem(value):
+        raise InputError(f"{env} must be a whole number from {_number(allowed.low)} to {_number(allowed.high)}, "
+                         f"not {raw[:40]!r}")
+    return value
 
 
 _LETTER_PREFIX = re.compile(r"^\(?([A-Za-z])[\.\):]\s+")

@@ -14,7 +14,7 @@ from typing import Annotated
 from typing_extensions import TypedDict  # pydantic (LangGraph Server's schemas) needs it before Python 3.12
 
 from agent.parsing import ToolCall, ToolCallError
-from agent.settings import DEFAULT_MAX_EXTRACTIONS, AskOptions
+from agent.settings import DEFAULT_MAX_EXTRACTIONS, AskOptions, check_ranges
 from agent.trace import ImageInfo, Step
 from tools.backends.base import Message, Perceiver, Reasoner, SamplingSettings
 from tools.extract import CropInfo
@@ -75,7 +75,9 @@ class AgentContext:
 
     @classmethod
     def build(cls, reasoner: Reasoner | None, perceiver: Perceiver, options: AskOptions, **extra) -> AgentContext:
-        """A run's context from its ask settings, with a fresh image store (the one place they are mapped)."""
+        """A run's context from its ask settings, with a fresh image store (the one place they are mapped).
+        The ranges are checked again: a caller may have changed a field since the settings were made."""
+        check_ranges(options)
         return cls(
             reasoner=reasoner, perceiver=perceiver, store=ImageStore(max_pixels=options.max_pixels),
             settings=options.sampling(), max_extractions=options.max_extractions,

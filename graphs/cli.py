@@ -15,13 +15,14 @@ from rich.console import Console
 
 from agent.trace import MODES
 from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, fail
-from tools.images import DEFAULT_MAX_PIXELS
+from graphs.cli_settings import with_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Small models that see and reason.")
 _fail = fail
 
 
 @app.command()
+@with_settings()
 def ask(
     args: list[str] = typer.Argument(..., metavar="IMAGE [IMAGE...] QUESTION", help="image files, then the question"),
     option: list[str] = typer.Option([], "--option", "-o", help="a multiple-choice option; repeat for A, B, ..."),
@@ -29,24 +30,15 @@ def ask(
     reasoner: str | None = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
     perceiver: str | None = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
     pair: str | None = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
-    max_extractions: int = typer.Option(4, "--max-extractions", min=0, help="extraction calls (iterative)"),
-    no_think: bool = typer.Option(False, "--no-think", help="reasoner without thinking (paper's settings)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object (answer, mode, steps, ...)"),
     trace_out: Path | None = typer.Option(None, "--trace-out", help="write the full result JSON here"),
     request: str | None = typer.Option(None, help="precomputed 'contents to observe' request (extract mode)"),
-    greedy: bool = typer.Option(False, "--greedy", help="greedy decoding instead of the paper's sampling"),
-    seed: int | None = typer.Option(None, help="random seed for sampling"),
-    thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2, help="thinking tokens before </think>"),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, help="reasoner token cap"),
-    no_wait: bool = typer.Option(False, "--no-wait", help="mask self-reflection words (NoWait)"),
-    first_look: str = typer.Option("none", "--first-look", help="iterative: caption = a generic description "
-                                   "of each image before the first turn; none (default)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="refuse larger images"),
+    settings=None,  # AskOptions from the generation-setting flags (graphs/cli_settings.py)
 ) -> None:
     """Answer a question about one or more images, showing each step as it happens."""
-    from graphs.api import AskOptions, InputError, resolve_models
+    from graphs.api import InputError, resolve_models
 
     if len(args) < 2:
         _fail("pass at least one image and then the question: xthink ask IMAGE QUESTION", EXIT_INPUT)
@@ -54,14 +46,6 @@ def ask(
         _fail(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}", EXIT_INPUT)
     try:
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
-    except InputError as exc:
-        _fail(str(exc), EXIT_INPUT)
-    try:
-        settings = AskOptions(
-            max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
-            thinking_budget=thinking_budget, max_new_tokens=max_new_tokens, no_wait=no_wait, max_pixels=max_pixels,
-            first_look=first_look,
-        )  # fmt: skip
     except InputError as exc:
         _fail(str(exc), EXIT_INPUT)
     result = _run_ask(

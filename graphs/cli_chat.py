@@ -16,10 +16,12 @@ from rich.markup import escape
 
 from agent.trace import MODES
 from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, check_image_settings, fail
+from graphs.cli_settings import with_settings
 
 HELP = "commands: /image PATH, /mode iterative|extract|caption|direct, /trace PATH, /quit"
 
 
+@with_settings()
 def chat_command(
     images: list[Path] = typer.Argument(None, metavar="[IMAGE...]", help="images for the first message"),
     reasoner: str | None = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
@@ -28,18 +30,12 @@ def chat_command(
     mode: str = typer.Option("iterative", "--mode", "-m", help="iterative | extract | caption | direct"),
     thread: str = typer.Option("default", "--thread", help="conversation name (with --db, to continue it later)"),
     db: Path | None = typer.Option(None, "--db", help="SQLite file that keeps conversations"),
-    max_extractions: int = typer.Option(4, "--max-extractions", min=0, help="extraction calls per turn"),
-    no_think: bool = typer.Option(False, "--no-think", help="reasoner without thinking"),
-    greedy: bool = typer.Option(False, "--greedy", help="greedy decoding instead of the paper's sampling"),
-    seed: int | None = typer.Option(None, help="random seed for sampling"),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, help="reasoner token cap"),
-    thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2, help="thinking tokens before </think>"),
-    perceiver_max_new_tokens: int = typer.Option(1024, "--perceiver-max-new-tokens", min=1),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+    settings=None,  # AskOptions from the generation-setting flags (graphs/cli_settings.py), for every turn
 ) -> None:
     """Talk about images: follow-up questions reuse what the reasoner already saw."""
-    from graphs.api import AskOptions, ExtractThink, InputError, resolve_models
+    from graphs.api import ExtractThink, InputError, resolve_models
     from graphs.conversation import sqlite_checkpointer
     from tools.backends.loading import quiet_transformers
 
@@ -48,9 +44,6 @@ def chat_command(
     check_image_settings()
     try:
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
-        settings = AskOptions(max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
-                              max_new_tokens=max_new_tokens, thinking_budget=thinking_budget,
-                              perceiver_max_new_tokens=perceiver_max_new_tokens)  # fmt: skip
     except InputError as exc:
         fail(str(exc), EXIT_INPUT)
     quiet_transformers()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -11,10 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, err, fail
+from graphs.cli_settings import with_settings
 
 _fail = fail
 
 
+@with_settings(skip=("seed",))
 def eval_command(
     bench: list[str] = typer.Option(..., "--bench", help="NAME (hub) or NAME=PATH (parquet/TSV/JSONL file or folder)"),
     mode: list[str] = typer.Option(..., "--mode", help="regime(s) to run: iterative, iterative+look, extract, "
@@ -40,33 +43,27 @@ def eval_command(
     reasoner: str | None = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
     perceiver: str | None = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
     pair: str | None = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
-    max_extractions: int = typer.Option(4, "--max-extractions", min=0),
-    first_look: str = typer.Option("none", "--first-look", help="iterative: caption = a generic description "
-                                   "before the first turn, reported as the regime iterative+look"),
-    no_think: bool = typer.Option(False, "--no-think"),
-    greedy: bool = typer.Option(False, "--greedy"),
-    thinking_budget: int = typer.Option(4096, "--thinking-budget", min=2),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1),
-    perceiver_max_new_tokens: int = typer.Option(1024, "--perceiver-max-new-tokens", min=1),
-    max_pixels: int = typer.Option(64_000_000, "--max-pixels", min=1, help="refuse larger images"),
-    device: str = typer.Option("auto"),
-    dtype: str = typer.Option("auto"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
     restart: bool = typer.Option(False, "--restart", help="wipe a previous run in --out and start over"),
     resume: bool = typer.Option(False, "--resume", help="continue a run in --out even if its settings differ"),
+    settings=None,  # AskOptions from the generation-setting flags (graphs/cli_settings.py); --seed is eval's own
 ) -> None:
-    """Run benchmarks under one or more regimes, on the same items, resumably."""
+    """Run benchmarks under one or more regimes, on the same items, resumably.
+
+    `--first-look caption` runs iterative as the regime iterative+look (reported apart from iterative)."""
     from evals.runner import EVAL_REGIMES, LOOK, BenchSpec, EvalPlan, parse_shard
     from evals.store import RunStore
-    from graphs.api import AskOptions, InputError, resolve_models
+    from graphs.api import InputError, resolve_models
     from tools.backends.options import EngineOptions
 
     bad = [m for m in mode if m not in EVAL_REGIMES]
     if bad:
         _fail(f"unknown mode '{bad[0]}'; choose from {', '.join(EVAL_REGIMES)}", EXIT_INPUT)
-    if first_look not in ("none", "caption"):
-        _fail(f"unknown --first-look '{first_look}'; choose none or caption", EXIT_INPUT)
-    if first_look == "caption":
+    if settings.first_look == "caption":
         mode = [LOOK if m == "iterative" else m for m in mode]
+    # The look is a regime here, not a setting: records keep the settings (and hash) they always had.
+    settings = replace(settings, seed=seed, first_look="none")
     try:
         benches = [BenchSpec.parse(b) for b in bench]
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
@@ -74,11 +71,6 @@ def eval_command(
         RunStore.check(out)  # a folder that is not a run's is refused before any loading, --restart or not
     except (ValueError, InputError) as exc:
         _fail(str(exc), EXIT_INPUT)
-    settings = AskOptions(
-        max_extractions=max_extractions, thinking=not no_think, greedy=greedy, seed=seed,
-        thinking_budget=thinking_budget, max_new_tokens=max_new_tokens,
-        perceiver_max_new_tokens=perceiver_max_new_tokens, max_pixels=max_pixels,
-    )  # fmt: skip
     plan = EvalPlan(
         benches=benches, modes=list(dict.fromkeys(mode)), out=out, reasoner=reasoner,
         perceiver=perceiver, settings=settings, split=split, limit=limit, seed=seed,

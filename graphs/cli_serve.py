@@ -17,16 +17,18 @@ def serve_command(
     pair: str | None = typer.Option(None, help="the paper's pair: small or large"),
     api_key: str | None = typer.Option(None, "--api-key", help="required Bearer key (or XTHINK_SERVE_API_KEY)"),
     max_concurrent: int = typer.Option(4, "--max-concurrent", min=1, help="runs at once; more get 429"),
-    timeout: float = typer.Option(600.0, "--timeout", min=1, help="seconds a request may run"),
+    timeout: float = typer.Option(600.0, "--timeout", min=1, max=86_400, help="seconds a request may run"),
     max_images: int = typer.Option(8, "--max-images", min=1, help="images per request"),
-    max_pixels: int = typer.Option(25_000_000, "--max-pixels", min=1, help="pixels per image"),
-    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="request body size"),
+    max_pixels: int = typer.Option(25_000_000, "--max-pixels", min=1, help="pixels per image (at most "
+                                   "XTHINK_MAX_PIXELS_CAP when set)"),
+    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, max=4096, help="request body size"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
 ) -> None:
     """Serve /v1/chat/completions and /v1/models; the models load before the server starts listening."""
     import uvicorn
 
+    from agent.settings import SettingCaps
     from graphs.api import ExtractThink, InputError, resolve_models
     from graphs.serve import ServeLimits, create_app
     from tools.backends.loading import ModelLoadError, quiet_transformers
@@ -34,6 +36,7 @@ def serve_command(
 
     check_image_settings()
     try:
+        caps = SettingCaps.from_env()  # XTHINK_*_CAP, the same caps a LangGraph run's context gets
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
         agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype)
         quiet_transformers()
@@ -42,8 +45,9 @@ def serve_command(
         fail(str(exc), EXIT_INPUT)
     except ModelLoadError as exc:
         fail(str(exc), EXIT_MODEL)
+    max_pixels = min(max_pixels, caps.max_pixels)
     limits = ServeLimits(max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images, max_pixels=max_pixels,
-                         max_concurrent=max_concurrent, timeout_s=timeout)  # fmt: skip
+                         max_concurrent=max_concurrent, timeout_s=timeout, caps=caps)  # fmt: skip
     key = api_key or os.environ.get("XTHINK_SERVE_API_KEY") or None
     if key is None and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {host} without an API key; anyone who can reach it can run the models "

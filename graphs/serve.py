@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.chat import content_text, image_source
-from agent.settings import AskOptions, InputError, validated
+from agent.settings import AskOptions, InputError, SettingCaps, SettingError, validated
 from agent.trace import ExtractStep, ReasonStep, Result
 from graphs import assistant
 from graphs.conversation import ChatTurn, Token, TurnSettings, run_turn
@@ -48,9 +48,9 @@ class ServeLimits:
     max_pixels: int = 25_000_000
     max_concurrent: int = 4
     timeout_s: float = 600.0
-    # Per-request compute a client may ask for (a larger value is a 400 naming the cap).
-    caps: tuple[tuple[str, int], ...] = (("max_extractions", 16), ("max_new_tokens", 16384),
-                                         ("thinking_budget", 16384), ("perceiver_max_new_tokens", 4096))
+    # Per-request compute a client may ask for (a larger value is a 400 naming the cap); the same caps as a
+    # LangGraph run's context. `xthink serve` passes SettingCaps.from_env() (the XTHINK_*_CAP variables).
+    caps: SettingCaps = SettingCaps()
 
 
 class ApiError(Exception):
@@ -171,24 +171,27 @@ def _parse(body: bytes) -> ChatRequest:
 
 
 def ask_options(chat: ChatRequest, limits: ServeLimits = ServeLimits()) -> AskOptions:
-    """OpenAI's max_tokens/temperature/top_p/seed and our extra fields onto the ask settings, type-checked and
-    within the server's caps."""
+    """OpenAI's max_tokens/temperature/top_p/seed and our extra fields onto the ask settings, type- and
+    range-checked (agent/settings.py) and within the server's caps; a bad one is a 400 naming it in `param`.
+    OpenAI's temperature 0 or top_p 0 means greedy decoding, which the ask settings spell `greedy`."""
     extra = chat.model_extra or {}
     values = {k: extra[k] for k in ASK_FIELDS if k in extra}
     for name in ("temperature", "top_p", "seed"):
         if getattr(chat, name) is not None:
             values[name] = getattr(chat, name)
-    cap = chat.max_completion_tokens or chat.max_tokens
-    if cap is not None and "max_new_tokens" not in values:
-        values["max_new_tokens"] = cap
+    for name in ("temperature", "top_p"):
+        if values.get(name) == 0 and not isinstance(values[name], bool):
+            values.pop(name)
+            values["greedy"] = True
+    sent = {name: name for name in values}  # ask field -> the request's key, for the error's `param`
+    token_key = "max_completion_tokens" if chat.max_completion_tokens is not None else "max_tokens"
+    if getattr(chat, token_key) is not None and "max_new_tokens" not in values:
+        values["max_new_tokens"], sent["max_new_tokens"] = getattr(chat, token_key), token_key
     try:
-        options = validated(AskOptions, values)
-    except InputError as exc:
-        raise ApiError(400, str(exc)) from None
-    for name, most in limits.caps:
-        value = getattr(options, name)
-        if value is not None and not 0 <= value <= most:
-            raise ApiError(400, f"{name} must be between 0 and {most} on this server", param=name)
+        options = limits.caps.apply(validated(AskOptions, values))
+    except SettingError as exc:
+        key = sent.get(exc.field, exc.field)
+        raise ApiError(400, f"{key} {exc.problem}", param=key) from None
     return options
 
 

@@ -145,3 +145,61 @@ def test_perceiver_that_is_not_a_vision_model(tiny):
 def test_reasoner_that_is_a_vision_model(tiny):
     with pytest.raises(ModelLoadError, match="vision-language model"):
         TransformersReasoner(str(tiny.perceivers["llava"]), CPU).load()
+
+
+def _while_blocked(hold, call, seconds: float = 45.0):
+    """Run `call` while `hold(build)` is inside `build`, a load that waits until released; return what `call`
+    returned in time (nothing if it waited for the load)."""
+    import threading
+
+    inside, release, done = threading.Event(), threading.Event(), []
+
+    def build():
+        inside.set()
+        return release.wait(600)  # longer than `call` may take: the load ends only when released
+
+    blocker = threading.Thread(target=hold, args=(build,), daemon=True)
+    blocker.start()
+    try:
+        assert inside.wait(30), "the slow load never started"
+        worker = threading.Thread(target=lambda: done.append(call()), daemon=True)
+        worker.start()
+        worker.join(seconds)
+        return list(done)  # a copy: the worker, released below, may still append
+    finally:
+        release.set()
+        blocker.join(60)
+
+
+def test_a_model_loading_never_stalls_calls_on_loaded_models(tiny, image_path):
+    """One model's load (held open here by a loader that waits) must not make runs on other models wait."""
+    from PIL import Image
+
+    from tools.backends.base import PerceiveRequest
+    from tools.backends.loading import cached
+    from tools.backends.registry import shared_perceiver, shared_reasoner
+
+    reasoner = shared_reasoner(str(tiny.reasoner), CPU)
+    perceiver = shared_perceiver(str(tiny.perceivers["llava_onevision"]), CPU)
+    quick = SamplingSettings(greedy=True, max_new_tokens=4, thinking_budget=None)
+    look = PerceiveRequest((Image.open(image_path).convert("RGB"),), "Describe.", "square", max_new_tokens=4)
+    ask(reasoner, quick), perceiver.perceive([look])  # loaded before the slow load starts
+
+    def both():
+        return ask(reasoner, quick), perceiver.perceive([look])[0]
+
+    assert _while_blocked(lambda build: cached(("test-slow-model",), build), both), \
+        "a call on a loaded model waited for another model's weights"
+
+
+def test_creating_a_backend_never_stalls_the_registry(tiny, monkeypatch):
+    """A slow backend creation (a vLLM engine starting) holds only its own key."""
+    from tools.backends import registry
+
+    shared = registry.shared_reasoner(str(tiny.reasoner), CPU)
+
+    def hold(build):
+        monkeypatch.setattr(registry, "make_reasoner", lambda *args: build())
+        registry.shared_reasoner("test/slow-model", CPU)
+
+    assert _while_blocked(hold, lambda: registry.shared_reasoner(str(tiny.reasoner), CPU) is shared, 20) == [True]

@@ -139,3 +139,103 @@ def test_default_perceiver_offline_explains_the_conversion(tiny, bad_files):
     result = invoke("ask", str(bad_files["good"]), "Colour?", "--reasoner", str(tiny.reasoner), *FAST)
     assert result.exit_code == 3
     assert "markendo/llava-extract-qwen3-0.6B" in result.output and "hf download" in result.output
+
+
+# A value other than the default for every generation setting, as flags (graphs/cli_settings.py).
+EVERY_SETTING = {"max_extractions": ("--max-extractions", "2", 2), "thinking": ("--no-think", None, False),
+                 "greedy": ("--greedy", None, True), "seed": ("--seed", "5", 5),
+                 "thinking_budget": ("--thinking-budget", "64", 64), "max_new_tokens": ("--max-new-tokens", "99", 99),
+                 "no_wait": ("--no-wait", None, True),
+                 "perceiver_max_new_tokens": ("--perceiver-max-new-tokens", "7", 7),
+                 "max_pixels": ("--max-pixels", "1234567", 1234567), "first_look": ("--first-look", "caption", "caption"),
+                 "temperature": ("--temperature", "0.3", 0.3), "top_p": ("--top-p", "0.5", 0.5)}  # fmt: skip
+
+
+def every_setting_flag() -> list[str]:
+    from dataclasses import fields
+
+    from agent.settings import AskOptions
+
+    assert set(EVERY_SETTING) == {f.name for f in fields(AskOptions)}, "a new setting needs a flag here"
+    return [part for flag, value, _ in EVERY_SETTING.values() for part in ([flag] if value is None else [flag, value])]
+
+
+def capture(monkeypatch, module, name, pick):
+    """Replace `module.name` by a stand-in that keeps the settings it is handed and ends the command."""
+    import typer
+
+    seen = []
+
+    def stand_in(*args, **kwargs):
+        seen.append(pick(*args, **kwargs))
+        raise typer.Exit(0)
+
+    monkeypatch.setattr(module, name, stand_in)
+    return seen
+
+
+def test_ask_eval_and_chat_take_every_setting_and_hand_it_to_the_run(tiny, image_path, tmp_path, monkeypatch):
+    from evals.synthetic import mmstar_rows, write_parquet
+    from graphs import cli, cli_chat, cli_eval
+
+    flags = every_setting_flag()
+    asked = capture(monkeypatch, cli, "_run_ask", lambda *args: args[7])
+    result = invoke("ask", str(image_path), "q", *models(tiny), "--device", "cpu", *flags)
+    assert result.exit_code == 0 and asked, result.output
+    chatted = capture(monkeypatch, cli_chat, "Session", lambda agent, thread, mode, settings, images: settings)
+    result = invoke("chat", *models(tiny), "--device", "cpu", *flags)
+    assert result.exit_code == 0 and chatted, result.output
+    bench = write_parquet(mmstar_rows(4), tmp_path / "mmstar.parquet")
+    evaluated = capture(monkeypatch, cli_eval, "_run_eval", lambda plan, *rest, **kw: (plan.settings, plan.modes))
+    result = invoke("eval", "--bench", f"mmstar={bench}", "--mode", "iterative", "--out", str(tmp_path / "run"),
+                    *models(tiny), "--device", "cpu", *flags)
+    assert result.exit_code == 0 and evaluated, result.output
+    (eval_settings, regimes), = evaluated
+    assert regimes == ["iterative+look"], "eval runs --first-look caption as its own regime"
+    for settings in (asked[0], chatted[0], eval_settings):
+        for name, (_, _, value) in EVERY_SETTING.items():
+            expected = "none" if settings is eval_settings and name == "first_look" else value
+            assert getattr(settings, name) == expected, name
+
+
+def test_setting_defaults_are_the_same_everywhere():
+    from dataclasses import fields
+
+    import typer.main
+
+    from agent.settings import AskOptions
+
+    group = typer.main.get_command(app)
+    for command in ("ask", "eval", "chat"):
+        params = {p.opts[0]: p for p in group.commands[command].params if p.opts}
+        for f in fields(AskOptions):
+            flag = "--no-think" if f.name == "thinking" else "--" + f.name.replace("_", "-")
+            assert flag in params, (command, flag)
+            if f.name not in ("thinking", "seed"):  # eval's --seed also seeds its subsample (default 0)
+                assert params[flag].default == f.default, (command, flag)
+
+
+def test_ask_honours_perceiver_max_new_tokens(tiny, image_path, tmp_path):
+    trace = tmp_path / "trace.json"
+    result = invoke("ask", str(image_path), "What colour is the square?", "--mode", "extract", *models(tiny), *FAST,
+                    "--perceiver-max-new-tokens", "3", "--trace-out", str(trace))
+    assert result.exit_code == 0, result.output
+    extracts = [s for s in json.loads(trace.read_text())["steps"] if s["kind"] == "extract"]
+    assert extracts and all(0 < s["output_tokens"] <= 3 for s in extracts)
+
+
+@pytest.mark.parametrize("flag,value", [("--top-p", "1.5"), ("--top-p", "0"), ("--temperature", "nan"),
+                                        ("--temperature", "-1"), ("--seed", str(2**64)), ("--max-extractions", "-1"),
+                                        ("--max-new-tokens", str(10**30)), ("--thinking-budget", "1")])
+def test_out_of_range_settings_are_one_line_naming_the_flag(tiny, image_path, flag, value):
+    for command in (["ask", str(image_path), "q"], ["chat"]):
+        result = invoke(*command, *models(tiny), "--device", "cpu", flag, value)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"error: {flag} must be" in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_serve_reads_the_caps_and_refuses_a_bad_one(monkeypatch):
+    monkeypatch.setenv("XTHINK_MAX_NEW_TOKENS_CAP", "lots")
+    result = invoke("serve", "--port", "1")
+    assert result.exit_code == 2 and "error: XTHINK_MAX_NEW_TOKENS_CAP must be a whole number" in result.output

@@ -89,7 +89,7 @@ def test_eval_out_is_a_file_and_bad_first_look(tiny, tmp_path, mmstar):
     afile.write_text("x")
     check_error(evaluate(tiny, afile, "--bench", f"mmstar={mmstar}"), "is a file")
     check_error(evaluate(tiny, tmp_path / "o", "--bench", f"mmstar={mmstar}", extra=["--first-look", "peek"]),
-                "unknown --first-look 'peek'")
+                "--first-look must be one of none, caption, not 'peek'")
 
 
 def test_convert_errors_are_one_line(tmp_path):

@@ -140,14 +140,24 @@ def test_regime_graph_runs_from_json_and_bad_context_is_named(server, image_path
         good = await client.runs.wait(thread["thread_id"], "caption", context=CONTEXT,
                                       input={"question": "What colour?", "options": ["red", "blue"],
                                              "images": [data_url(image_path)]})
-        bad_thread = await client.threads.create()
-        bad = await client.runs.create(bad_thread["thread_id"], "caption", context={"max_extractions": "many"},
-                                       input={"question": "q", "images": [data_url(image_path)]})
-        await client.runs.join(bad_thread["thread_id"], bad["run_id"])
-        status = await client.runs.get(bad_thread["thread_id"], bad["run_id"])
-        return good, status
+        failures = []
+        for key, value in BAD_CONTEXT:
+            bad_thread = await client.threads.create()
+            bad = await client.runs.create(bad_thread["thread_id"], "caption", context={key: value},
+                                           input={"question": "q", "images": [data_url(image_path)]})
+            joined = await client.runs.join(bad_thread["thread_id"], bad["run_id"])
+            status = await client.runs.get(bad_thread["thread_id"], bad["run_id"])
+            failures.append((key, status["status"], str(joined)))
+        return good, failures
 
-    good, status = run(go())
+    good, failures = run(go())
     assert [s["purpose"] for s in good["steps"]] == ["caption", "answer"]
     assert good["images"][0]["id"] == "image_1" and good["options"] == ["red", "blue"]
-    assert status["status"] == "error"
+    for key, status, joined in failures:
+        assert status == "error" and key in joined, (key, joined[:300])
+
+
+# Wrong types, values out of range, over the server's caps, and a device other than the operator's
+# (XTHINK_DEVICE=cpu): each run fails with an error naming the key.
+BAD_CONTEXT = [("max_extractions", "many"), ("top_p", 1.5), ("temperature", -1), ("max_extractions", 1000),
+               ("perceiver_max_new_tokens", 100_000), ("device", "cuda:1")]

@@ -39,7 +39,8 @@ def server(tiny, tmp_path_factory):
     Image.new("RGB", (40, 30), "green").save(root / "inside.png")
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XTHINK_IMAGE_ROOT": str(root),
-           "XTHINK_IMAGE_STORE": str(tmp_path_factory.mktemp("serve_store")), "XTHINK_ALLOW_URLS": "1"}
+           "XTHINK_IMAGE_STORE": str(tmp_path_factory.mktemp("serve_store")), "XTHINK_ALLOW_URLS": "1",
+           "XTHINK_MAX_EXTRACTIONS_CAP": "3"}
     cmd = [sys.executable, "-m", "graphs.cli", "serve", "--port", str(port), "--reasoner", str(tiny.reasoner),
            "--perceiver", str(tiny.perceivers["llava_onevision"]), "--api-key", KEY, "--device", "cpu",
            "--max-images", "2", "--max-pixels", "200000", "--max-concurrent", "2"]
@@ -200,3 +201,36 @@ def test_garbage_bodies(server):
     chunked = httpx.post(url, content=(b"x" * (1024 * 1024) for _ in range(40)), headers=headers, timeout=60)
     assert chunked.status_code == 413, "no Content-Length: the body is counted as it arrives"
     assert httpx.get(server[0] + "/v1/models", headers=headers, timeout=10).status_code == 200
+
+
+def test_out_of_range_settings_are_400s_naming_the_field(server, client, image_path):
+    """OpenAI's ranges (temperature 0..2, top_p 0..1), 64-bit seeds, token counts and the operator's caps are
+    checked before a run starts; 0 for temperature or top_p means greedy, as in OpenAI's API."""
+    headers = {"Authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    url = server[0] + "/v1/chat/completions"
+    start = '{"model": "extract-think", "messages": [{"role": "user", "content": "q"}], '
+    cases = [('"temperature": NaN', "temperature"), ('"temperature": -0.5', "temperature"),
+             ('"temperature": 2.5', "temperature"), ('"temperature": 1e999', "temperature"),
+             ('"top_p": -0.1', "top_p"), ('"top_p": 1.5', "top_p"), ('"seed": 18446744073709551616', "seed"),
+             ('"seed": -9223372036854775809', "seed"), ('"max_tokens": 1000000000000000000000', "max_tokens"),
+             ('"max_tokens": -5', "max_tokens"), ('"max_completion_tokens": 0', "max_completion_tokens"),
+             ('"perceiver_max_new_tokens": 100000', "perceiver_max_new_tokens"),
+             ('"thinking_budget": 1', "thinking_budget"), ('"max_extractions": 5', "max_extractions")]
+    for setting, name in cases:
+        response = httpx.post(url, content=start + setting + "}", headers=headers, timeout=30)
+        assert response.status_code == 400, setting
+        error = response.json()["error"]
+        assert error["param"] == name and error["message"].startswith(name), (setting, error)
+    assert "XTHINK_MAX_EXTRACTIONS_CAP" in error["message"], "the operator's cap names its variable"
+    image = data_url(Image.open(image_path))
+    assert ask(client, [user("What colour?", image)], greedy=False, temperature=0, seed=7).choices
+    assert ask(client, [user("What colour?", image)], greedy=False, top_p=0, seed=2**64 - 1).choices
+
+
+def test_openai_zero_temperature_or_top_p_means_greedy():
+    from graphs.serve import ChatRequest, ask_options
+
+    for zero in ({"temperature": 0}, {"top_p": 0.0}):
+        options = ask_options(ChatRequest(model="extract-think", messages=[], **zero))
+        assert options.greedy and options.temperature is None and options.top_p is None
+    assert not ask_options(ChatRequest(model="extract-think", messages=[], temperature=0.5)).greedy

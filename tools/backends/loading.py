@@ -18,7 +18,6 @@ from tools.backends.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 _CACHE: dict[tuple, Any] = {}
-_LOCK = threading.RLock()
 
 LOCAL_HINT = (
     "To use a model without the hub, download it on a machine that has access "
@@ -48,12 +47,39 @@ class Placement:
         return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
+class OncePerKey:
+    """Values built once per key, shared by every thread.
+
+    Each build holds only its own key's lock, and a value already built is read without any lock: loading
+    one model (minutes, for a large one) never stalls calls on the models already loaded, and two threads
+    asking for the same model wait for one load. A build that raises leaves nothing behind, so the next
+    call tries again.
+    """
+
+    def __init__(self, values: dict | None = None):
+        self.values: dict = {} if values is None else values
+        self._locks: dict = {}
+        self._guard = threading.Lock()  # held only to find a key's lock, never during a build
+
+    def get(self, key, build: Callable[[], Any]) -> Any:
+        try:
+            return self.values[key]
+        except KeyError:
+            pass
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.RLock())
+        with lock:  # re-entrant: a build may ask for its own key's other parts
+            if key not in self.values:
+                self.values[key] = build()
+            return self.values[key]
+
+
+_LOADED = OncePerKey(_CACHE)
+
+
 def cached(key: tuple, build: Callable[[], Any]) -> Any:
-    """Build a loaded model once per process and key; later calls reuse it."""
-    with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = build()
-        return _CACHE[key]
+    """Build a loaded model once per process and key; later calls reuse it (OncePerKey: per-key locks)."""
+    return _LOADED.get(key, build)
 
 
 def hub_offline() -> bool:

@@ -8,24 +8,18 @@ cheap; weights load on first use (tools/backends/loading.py keeps them once per 
 from __future__ import annotations
 
 import os
-import threading
 
 from tools.backends.base import Perceiver, Reasoner
 from tools.backends.factory import make_perceiver, make_reasoner
-from tools.backends.loading import Placement
+from tools.backends.loading import OncePerKey, Placement
 from tools.backends.options import EngineOptions
 
-_BACKENDS: dict[tuple, object] = {}
-_LOCK = threading.Lock()
+_BACKENDS = OncePerKey()  # per-key locks: creating one backend (an import, a vLLM engine) blocks no other
 
 
 def _shared(role: str, model: str, placement: Placement, engine: EngineOptions):
-    key = (role, model, placement, engine)
-    with _LOCK:
-        if key not in _BACKENDS:
-            make = make_reasoner if role == "reasoner" else make_perceiver
-            _BACKENDS[key] = make(model, placement, engine)
-        return _BACKENDS[key]
+    make = make_reasoner if role == "reasoner" else make_perceiver
+    return _BACKENDS.get((role, model, placement, engine), lambda: make(model, placement, engine))
 
 
 def shared_reasoner(model: str, placement: Placement = Placement(), engine: EngineOptions = EngineOptions()) -> Reasoner:
