@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from agent.trace import MODES
-from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, fail
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, claim_trace_file, fail
 from graphs.cli_settings import with_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Small models that see and reason.")
@@ -48,6 +48,8 @@ def ask(
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
     except InputError as exc:
         _fail(str(exc), EXIT_INPUT)
+    if trace_out is not None:
+        claim_trace_file(trace_out)  # before the models load: never overwrite a user's file
     result = _run_ask(
         args[:-1], args[-1], option, mode, reasoner, perceiver, request, settings, device, dtype, json_out,
     )  # fmt: skip

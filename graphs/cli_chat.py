@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.trace import MODES
-from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, check_image_settings, fail
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, check_image_settings, fail, is_trace
 from graphs.cli_settings import with_settings
+from tools.folders import NotOurFolderError, claim_file
 
 HELP = "commands: /image PATH, /mode iterative|extract|caption|direct, /trace PATH, /quit"
 
@@ -108,6 +109,11 @@ class Session:
             self.out.print("[red]no finished turn to save yet[/]")
             return
         target = Path(path or "trace.json")
+        try:
+            claim_file(target, "/trace", "a trace", is_trace)
+        except NotOurFolderError as exc:
+            self.out.print(f"[red]{escape(str(exc))}[/]")
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(self.last.result.model_dump_json(indent=2))
         self.out.print(f"[dim]trace saved to {escape(str(target))}[/]")

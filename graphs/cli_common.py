@@ -24,3 +24,27 @@ def check_image_settings() -> None:
         ImagePolicy.from_env()
     except ImageInputError as exc:
         fail(str(exc).replace("the server's ", ""), EXIT_INPUT)
+
+
+def claim_trace_file(path) -> None:
+    """Refuse, before any work, a trace path that holds a file xthink did not write (a trace JSON is ours)."""
+    from tools.folders import NotOurFolderError, claim_file
+
+    try:
+        claim_file(path, "--trace-out", "a trace", is_trace)
+    except NotOurFolderError as exc:
+        fail(str(exc), EXIT_INPUT)
+
+
+def is_trace(path) -> bool:
+    """A Result JSON we wrote: an object with our schema version and steps (read only when small enough)."""
+    import json
+    from pathlib import Path
+
+    try:
+        if Path(path).stat().st_size > 512 * 1024 * 1024:
+            return False
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "schema_version" in data and "steps" in data

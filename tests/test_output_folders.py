@@ -142,3 +142,19 @@ def test_selftest_keep_refuses_a_folder_that_is_not_a_selftest(tmp_path):
     result = runner.invoke(app, ["selftest", "--keep", str(folder)])
     assert result.exit_code == 2 and "is not a selftest folder" in result.output, result.output
     assert untouched(folder) and list((folder / "models").iterdir()) == []
+
+
+def test_ask_trace_out_never_overwrites_a_file_it_did_not_write(tiny, image_path, tmp_path):
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"my": "data"}')
+    models = ["--reasoner", str(tiny.reasoner), "--perceiver", str(tiny.perceivers["llava"])]
+    base = ["ask", str(image_path), "What colour?", "--mode", "caption", *models, "--greedy",
+            "--max-new-tokens", "4", "--perceiver-max-new-tokens", "4"]  # fmt: skip
+    result = runner.invoke(app, [*base, "--trace-out", str(mine)])
+    assert result.exit_code == 2 and "not a trace written by xthink" in result.output, result.output
+    assert mine.read_text() == '{"my": "data"}'
+    ours = tmp_path / "trace.json"
+    for _ in range(2):  # a trace it wrote before is rewritten
+        result = runner.invoke(app, [*base, "--trace-out", str(ours)])
+        assert result.exit_code == 0, result.output
+    assert json.loads(ours.read_text())["mode"] == "caption"
