@@ -44,8 +44,20 @@ def live_context(runtime: Any, state: dict) -> AgentContext:
         ctx = build_context(RunContext(**(given or {})) if isinstance(given, dict) else RunContext())
     for image in state.get("images", []):
         if image.id not in ctx.store:
-            ctx.store.add(image.path, image.id)
+            _load(ctx, image)
     return ctx
+
+
+def _load(ctx: AgentContext, image) -> None:
+    """Load a state image; one pruned from the store while the run waited (a resume long after an interrupt) is
+    named by its id, never by its server path."""
+    from tools.images import ImageError
+
+    try:
+        ctx.store.add(image.path, image.id)
+    except ImageError:
+        raise ImageError(f"{image.id} of this conversation is no longer stored on the server (images unused for a "
+                         "while are pruned); send it again with your message") from None
 
 
 def build_context(run: RunContext) -> AgentContext:

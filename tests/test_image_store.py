@@ -107,3 +107,24 @@ def test_a_conversation_keeps_its_images_and_names_a_pruned_one(monkeypatch, tmp
     with pytest.raises(ImageInputError, match="image_2 of this conversation is no longer stored") as info:
         _store_images([], images)
     assert str(tmp_path) not in str(info.value), "no server path in the message"
+
+
+def test_a_resumed_run_names_a_pruned_image_without_its_path(tmp_path):
+    """A run resumed long after an interrupt may find its image pruned: the error names the id, not the path."""
+    from agent.context import live_context
+    from agent.settings import AskOptions
+    from agent.state import AgentContext
+    from agent.trace import ImageInfo
+    from tools.images import ImageError
+
+    store = ContentStore(tmp_path / "store")
+    gone = store.put(png_bytes("blue"))
+    gone.path.unlink()
+
+    class Runtime:
+        context = AgentContext.build(None, None, AskOptions())
+
+    state = {"images": [ImageInfo(id="image_1", path=str(gone.path), width=64, height=64)]}
+    with pytest.raises(ImageError, match="image_1 of this conversation is no longer stored") as info:
+        live_context(Runtime(), state)
+    assert str(tmp_path) not in str(info.value)
