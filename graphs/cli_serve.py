@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import typer
@@ -16,8 +17,13 @@ def serve_command(
     perceiver: str | None = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or URL"),
     pair: str | None = typer.Option(None, help="the paper's pair: small or large"),
     api_key: str | None = typer.Option(None, "--api-key", help="required Bearer key (or XTHINK_SERVE_API_KEY)"),
-    max_concurrent: int = typer.Option(4, "--max-concurrent", min=1, help="runs at once; more get 429"),
-    timeout: float = typer.Option(600.0, "--timeout", min=1, help="seconds a request may run"),
+    max_concurrent: int = typer.Option(4, "--max-concurrent", min=1, help="runs at once; more wait in the queue"),
+    max_queue: int | None = typer.Option(None, "--max-queue", min=0,
+                                         help="requests waiting for a run slot; more get 429 [default: 4 x --max-concurrent]"),
+    queue_timeout: float = typer.Option(30.0, "--queue-timeout", min=0,
+                                        help="seconds a request may wait for a run slot before a 429"),
+    timeout: float = typer.Option(600.0, "--timeout", min=1,
+                                  help="seconds a request may run; then 504 and the run is stopped"),
     max_images: int = typer.Option(8, "--max-images", min=1, help="images per request"),
     max_pixels: int = typer.Option(25_000_000, "--max-pixels", min=1, help="pixels per image"),
     max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="request body size"),
@@ -42,11 +48,14 @@ def serve_command(
     except ModelLoadError as exc:
         fail(str(exc), EXIT_MODEL)
     limits = ServeLimits(max_body_bytes=int(max_body_mb * 1024 * 1024), max_images=max_images, max_pixels=max_pixels,
-                         max_concurrent=max_concurrent, timeout_s=timeout)  # fmt: skip
+                         max_concurrent=max_concurrent, timeout_s=timeout,
+                         max_queue=4 * max_concurrent if max_queue is None else max_queue,
+                         queue_timeout_s=queue_timeout)  # fmt: skip
     key = api_key or os.environ.get("XTHINK_SERVE_API_KEY") or None
     if key is None and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {host} without an API key; anyone who can reach it can run the models "
               "(set --api-key or XTHINK_SERVE_API_KEY)", flush=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(agent, limits, key)
     print(f"extract-think serving on http://{host}:{port}/v1 (models: GET /v1/models)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
