@@ -27,6 +27,10 @@ def serve_command(
     max_images: int = typer.Option(8, "--max-images", min=1, help="images per request"),
     max_pixels: int = typer.Option(25_000_000, "--max-pixels", min=1, help="pixels per image"),
     max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="request body size"),
+    reasoner_cache_mb: float = typer.Option(2048, "--reasoner-cache-mb", min=0,
+                                            help="in-process KV reuse across turns, MB (0: off)"),
+    perceiver_cache_mb: float = typer.Option(2048, "--perceiver-cache-mb", min=0,
+                                             help="in-process image KV reuse, MB (0: off)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
 ) -> None:
@@ -36,11 +40,13 @@ def serve_command(
     from graphs.api import ExtractThink, InputError, resolve_models
     from graphs.serve import ServeLimits, create_app
     from tools.backends.loading import ModelLoadError, quiet_transformers
+    from tools.backends.options import EngineOptions
     from tools.backends.spec import ModelSpecError
 
     try:
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
-        agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype)
+        engine = EngineOptions(reasoner_cache_mb=reasoner_cache_mb, perceiver_cache_mb=perceiver_cache_mb)
+        agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype, engine=engine)
         quiet_transformers()
         agent.prepare("iterative")
     except (InputError, ModelSpecError) as exc:
