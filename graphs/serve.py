@@ -425,15 +425,19 @@ def _events(agent, raw: list[dict], policy: ImagePolicy, max_images: int, turn: 
 
 class BackgroundRun:
     """A blocking run in a worker thread, started at once. It ends by itself, or at the next token once
-    cancelled: when its deadline passes or its client goes away (`cancel`)."""
+    cancelled: when its deadline passes or its client goes away (`cancel`).
+
+    At most MAX_PENDING events wait for a slow reader; then the run waits too (and, once cancelled, is closed)."""
 
     _DONE = object()
+    MAX_PENDING = 1024
 
     def __init__(self, events: Iterator, timeout_s: float, cancel: threading.Event):
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.timeout_s, self.deadline = timeout_s, self.loop.time() + timeout_s  # one deadline for the whole run
         self._cancel = cancel
+        self._room = threading.Semaphore(self.MAX_PENDING)
         threading.Thread(target=self._pump, args=(events,), daemon=True, name="xthink-serve-run").start()
 
     def cancel(self) -> None:
@@ -442,10 +446,19 @@ class BackgroundRun:
     def _pump(self, events: Iterator) -> None:
         try:
             for event in events:
+                if not self._wait_for_room():
+                    events.close()  # cancelled and nobody reads: end the run here (its slot is given back)
+                    break
                 self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
         except BaseException as exc:  # noqa: BLE001  (handed to the request, which answers with its code)
             self.loop.call_soon_threadsafe(self.queue.put_nowait, exc)
         self.loop.call_soon_threadsafe(self.queue.put_nowait, self._DONE)
+
+    def _wait_for_room(self) -> bool:
+        while not self._room.acquire(timeout=0.1):
+            if self._cancel.is_set():
+                return False
+        return True
 
     async def ready(self) -> None:
         """Wait until the run's input was read: an error in it (a bad image) is raised here, as a 4xx."""
@@ -465,6 +478,7 @@ class BackgroundRun:
                 return
             if isinstance(event, BaseException):
                 raise _as_api_error(event)
+            self._room.release()
             yield event
 
     async def turn(self) -> ChatTurn:
