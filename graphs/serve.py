@@ -503,6 +503,7 @@ def _as_api_error(exc: BaseException) -> ApiError:
     if isinstance(exc, ImageInputError):
         return ApiError(exc.status, str(exc))
     if isinstance(exc, Cancelled):
+        log.info("a run was stopped: its client went away or its time was up")
         return ApiError(504, "the run was stopped before it finished", "server_error")
     if isinstance(exc, (ModelLoadError, EndpointError)):
         log.error("a model failed: %s", exc)
