@@ -50,7 +50,8 @@ def start_server(folder: Path, slots: int, device: str, cache_mb: float) -> tupl
     cmd = [sys.executable, "-m", "graphs.cli", "serve", "--port", str(port), "--reasoner", str(reasoner),
            "--perceiver", str(perceiver), "--device", device, "--max-concurrent", str(slots),
            "--reasoner-cache-mb", str(cache_mb), "--perceiver-cache-mb", str(cache_mb)]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"))
+    with open(folder / "server.log", "w") as log:  # the child keeps its own handle
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:

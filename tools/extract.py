@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from agent.prompts import extraction_instruction
 from agent.trace import ExtractStep
-from tools.backends.base import Cancelled, PerceiveRequest, Perceiver
+from tools.backends.base import Cancelled, Perceiver, PerceiveRequest
 from tools.backends.http_client import EndpointError
 from tools.backends.loading import ModelLoadError
 from tools.boxes import Box, BoxError, compose, read_box

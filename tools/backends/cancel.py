@@ -10,8 +10,8 @@ backend's stream at its next chunk).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from tools.backends.base import (
     PerceiveOutput,

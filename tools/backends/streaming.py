@@ -36,7 +36,7 @@ class _Row:
         if len(text) > self.sent and send and not self.broken:
             try:
                 self.callback(text[self.sent :])
-            except Exception:  # a display callback must never break generation
+            except Exception:  # noqa: BLE001 - a display callback must never break generation
                 self.broken = True
         self.sent = len(text)
         if text.endswith("\n"):
