@@ -8,6 +8,7 @@ files: they are copied into the content-addressed store and sent as references, 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,8 @@ class TurnSettings:
     mode: str = "iterative"
     settings: AskOptions | None = None
     interrupt_before_extract: bool = False
+    # Set by the caller to stop the turn: every model call of it ends at its next token and raises Cancelled.
+    cancel: threading.Event | None = None
 
 
 def user_message(text: str, images: Sequence[str | Path], max_pixels: int) -> dict:
@@ -97,7 +100,10 @@ def user_message(text: str, images: Sequence[str | Path], max_pixels: int) -> di
 def context_for(agent, turn: TurnSettings) -> AgentContext:
     if turn.mode not in MODES:
         raise InputError(f"unknown mode '{turn.mode}'; choose one of {', '.join(MODES)}")
-    return AgentContext.build(agent.reasoner, agent.perceiver, turn.settings or AskOptions(), mode=turn.mode,
+    from tools.backends.cancel import with_cancel
+
+    reasoner, perceiver = with_cancel(agent.reasoner, agent.perceiver, turn.cancel)
+    return AgentContext.build(reasoner, perceiver, turn.settings or AskOptions(), mode=turn.mode,
                               interrupt_before_extract=turn.interrupt_before_extract, stream_text=True)
 
 

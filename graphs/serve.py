@@ -6,9 +6,18 @@ and vLLM's server, so it adds nothing new to install. Each request is stateless 
 whole conversation) and runs the `assistant` graph once, in a worker thread; the models are shared, so
 concurrent requests meet in the backends' batches.
 
-A public endpoint needs limits: body size, images per request, pixels per image, concurrent runs (429 with
-Retry-After when full), a time limit per request, an API key compared in constant time. Every error is an
-OpenAI-style JSON body with its 4xx/5xx code; nothing a client sends can stop the server.
+A public endpoint needs limits: body size, images per request, pixels per image, concurrent runs, a time limit
+per request, an API key compared in constant time. Every error is an OpenAI-style JSON body with its 4xx/5xx
+code; nothing a client sends can stop the server.
+
+Admission: `max_concurrent` runs at once; a request that finds them all busy waits in a FIFO queue of at most
+`max_queue` requests for up to `queue_timeout_s`, then gets 429 with Retry-After (at once when the queue is
+full), so a burst a little over capacity is served rather than refused. A run holds its slot until it ends;
+a client that hangs up (streaming or not) or a run past `timeout_s` cancels it: its model calls stop at the
+next token (tools/backends/cancel.py) and the slot frees within a second or two.
+
+What a client sees names models by the served id it asked for, never the operator's model strings (folders,
+internal URLs, credentials) or server folders; the details of a failure go to the server log.
 """
 
 from __future__ import annotations
@@ -16,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
+import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -27,6 +39,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent.chat import content_text, image_source
 from agent.settings import AskOptions, InputError, SettingCaps, SettingError, validated
@@ -37,6 +50,7 @@ from tools.image_inputs import ImageInputError, ImagePolicy, acquire
 
 MODELS = {"extract-think": "iterative", "extract-think-extract": "extract", "extract-think-caption": "caption",
           "extract-think-direct": "direct"}  # fmt: skip
+log = logging.getLogger("xthink.serve")
 ASK_FIELDS = ("greedy", "max_new_tokens", "max_extractions", "perceiver_max_new_tokens", "thinking",
               "thinking_budget", "no_wait", "first_look", "temperature", "top_p", "seed")  # fmt: skip
 
@@ -48,6 +62,9 @@ class ServeLimits:
     max_pixels: int = 25_000_000
     max_concurrent: int = 4
     timeout_s: float = 600.0
+    max_queue: int = 16  # requests waiting for a slot (beyond them: 429 at once)
+    queue_timeout_s: float = 30.0  # the longest a request waits for a slot (then: 429)
+    retry_after_s: int = 2  # the Retry-After of a 429
     # Per-request compute a client may ask for (a larger value is a 400 naming the cap); the same caps as a
     # LangGraph run's context. `xthink serve` passes SettingCaps.from_env() (the XTHINK_*_CAP variables).
     caps: SettingCaps = SettingCaps()
@@ -83,12 +100,13 @@ def error_body(status: int, message: str, kind: str, param: str | None = None) -
 
 def create_app(agent, limits: ServeLimits = ServeLimits(), api_key: str | None = None) -> FastAPI:
     app = FastAPI(title="extract-think", docs_url=None, redoc_url=None)
-    slots = threading.Semaphore(limits.max_concurrent)  # a run holds one until its thread ends
+    admission = Admission(limits)
     policy = ImagePolicy.from_env(max_pixels=limits.max_pixels)
+    redact = Redactor.for_server(agent, policy)
 
     @app.exception_handler(ApiError)
     async def _api_error(_, exc: ApiError):
-        return JSONResponse(error_body(exc.status, exc.message, exc.kind, exc.param), exc.status, exc.headers)
+        return JSONResponse(error_body(exc.status, redact(exc.message), exc.kind, exc.param), exc.status, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_, exc: StarletteHTTPException):
@@ -101,18 +119,10 @@ def create_app(agent, limits: ServeLimits = ServeLimits(), api_key: str | None =
 
     @app.exception_handler(Exception)
     async def _internal(_, exc: Exception):
+        log.error("internal error", exc_info=exc)
         return JSONResponse(error_body(500, f"internal error ({type(exc).__name__})", "server_error"), 500)
 
-    @app.middleware("http")
-    async def _auth_and_size(request: Request, call_next):
-        if api_key and not _authorized(request, api_key):
-            return JSONResponse(error_body(401, "invalid or missing API key (Authorization: Bearer KEY)",
-                                           "invalid_request_error"), 401)  # fmt: skip
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            return JSONResponse(error_body(413, f"request body over {limits.max_body_bytes:,} bytes",
-                                           "invalid_request_error"), 413)  # fmt: skip
-        return await call_next(request)
+    app.add_middleware(AuthAndSize, api_key=api_key, max_body_bytes=limits.max_body_bytes)
 
     @app.get("/v1/models")
     async def models():
@@ -129,19 +139,185 @@ def create_app(agent, limits: ServeLimits = ServeLimits(), api_key: str | None =
             raise ApiError(404, f"model '{chat.model}' does not exist; GET /v1/models lists "
                            f"{', '.join(MODELS)}", param="model")  # fmt: skip
         settings = ask_options(chat, limits)
-        if not slots.acquire(blocking=False):
-            raise ApiError(429, "too many requests in flight; retry shortly", "rate_limit_error",
-                           headers={"Retry-After": "2"})
-        # Images are read inside the run (its slot, its deadline); a bad one still answers 4xx before any output.
-        run = BackgroundRun(_events(agent, chat.messages, policy, limits.max_images, TurnSettings(mode, settings),
-                                    slots), limits.timeout_s)  # fmt: skip
-        await run.ready()
-        rid, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", chat.model
-        if chat.stream:
-            return StreamingResponse(sse(run, rid, model), media_type="text/event-stream")
-        return completion(await run.turn(), rid, model)
+        hangup = Hangup(request)
+        try:
+            await admission.enter(hangup.gone)
+            turn = TurnSettings(mode, settings, cancel=hangup.cancel)
+            # Images are read inside the run (its slot, its deadline); a bad one still answers 4xx before any output.
+            run = BackgroundRun(_events(agent, chat.messages, policy, limits.max_images, turn, admission.release_soon),
+                                limits.timeout_s, hangup.cancel)  # fmt: skip
+            await run.ready()
+            rid, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", chat.model
+            if chat.stream:
+                stream, hangup = _until_done(sse(run, rid, model, redact), run, hangup), None  # the stream owns it
+                return StreamingResponse(stream, media_type="text/event-stream")
+            return completion(await run.turn(), rid, model, redact)
+        finally:
+            if hangup is not None:
+                hangup.stop()
 
     return app
+
+
+class AuthAndSize:
+    """The API key and the declared body size, checked before any route runs (a plain ASGI middleware, so
+    the routes see the client's own `receive` and can tell when it hangs up)."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None, max_body_bytes: int):
+        self.app, self.api_key, self.max_body_bytes = app, api_key, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            refusal = None
+            if self.api_key and not _authorized(request, self.api_key):
+                refusal = (401, "invalid or missing API key (Authorization: Bearer KEY)")
+            declared = request.headers.get("content-length")
+            if refusal is None and declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+                refusal = (413, f"request body over {self.max_body_bytes:,} bytes")
+            if refusal is not None:
+                status, message = refusal
+                await JSONResponse(error_body(status, message, "invalid_request_error"), status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class Admission:
+    """Run slots, and a bounded FIFO queue of requests waiting for one (see the module docstring).
+
+    Lives on the event loop; a run's worker thread gives its slot back with `release_soon`."""
+
+    def __init__(self, limits: ServeLimits):
+        self.free = limits.max_concurrent
+        self.limits = limits
+        self.waiting: deque[asyncio.Future] = deque()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def enter(self, gone: asyncio.Event) -> None:
+        """Take a slot, waiting in the queue if need be; 429 when the queue is full or the wait too long."""
+        self.loop = asyncio.get_running_loop()
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        if len(self.waiting) >= self.limits.max_queue:
+            raise self._busy("every run slot is busy and the queue is full")
+        turn = self.loop.create_future()
+        self.waiting.append(turn)
+        hung_up = asyncio.ensure_future(gone.wait())
+        try:
+            await asyncio.wait({turn, hung_up}, timeout=self.limits.queue_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            hung_up.cancel()
+            granted = turn.done() and not turn.cancelled()
+            if not granted:
+                turn.cancel()
+                self.waiting.remove(turn)
+            elif gone.is_set() or asyncio.current_task().cancelling():
+                self.release()  # the client left as its turn came: pass the slot on
+                granted = False
+        if not granted:
+            if gone.is_set():
+                raise ApiError(499, "the client closed the request", "invalid_request_error")
+            raise self._busy(f"no run slot freed within {self.limits.queue_timeout_s:g} s")
+
+    def release(self) -> None:
+        """Give a slot to the first request still waiting, else back to the pool."""
+        while self.waiting:
+            turn = self.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.free += 1
+
+    def release_soon(self) -> None:
+        """`release` from any thread (a run ends in its worker thread)."""
+        if self.loop is None:
+            self.free += 1
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.release)
+        except RuntimeError:  # the server (and its loop) is shutting down
+            pass
+
+    def _busy(self, why: str) -> ApiError:
+        return ApiError(429, f"{why}; retry shortly", "rate_limit_error",
+                        headers={"Retry-After": str(self.limits.retry_after_s)})  # fmt: skip
+
+
+class Hangup:
+    """Watches a request's connection: when the client hangs up, `gone` is set and the run is cancelled."""
+
+    def __init__(self, request: Request):
+        self.gone = asyncio.Event()
+        self.cancel = threading.Event()  # the run's cancel token (tools/backends/cancel.py)
+        self._task = asyncio.ensure_future(self._watch(request.receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:  # the body was read: the next message is the disconnect (or the response's end)
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.gone.set()
+                self.cancel.set()
+                return
+
+    def stop(self) -> None:
+        """The response is complete: stop watching (a finished run has nothing left to cancel)."""
+        self._task.cancel()
+
+
+async def _until_done(stream, run: BackgroundRun, hangup: Hangup):
+    """The SSE stream; when it ends early (the client went away) the run is cancelled."""
+    try:
+        async for piece in stream:
+            yield piece
+    finally:
+        run.cancel()
+        hangup.stop()
+
+
+class Redactor:
+    """Replaces the operator's strings (model folders and URLs, server folders) in what clients see, and any
+    credentials written into a URL."""
+
+    _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
+
+    def __init__(self, replacements: list[tuple[str, str]]):
+        self.replacements = sorted((r for r in replacements if r[0]), key=lambda r: -len(r[0]))  # longest first
+
+    @classmethod
+    def for_server(cls, agent, policy: ImagePolicy) -> Redactor:
+        pairs: list[tuple[str, str]] = []
+        for role in ("reasoner", "perceiver"):
+            backend = getattr(agent, role, None)
+            spec = getattr(backend, "spec", None)
+            names = [getattr(backend, "name", None), getattr(spec, "name", None), *getattr(spec, "urls", ())]
+            pairs += [(name, role) for name in names if isinstance(name, str) and len(name) > 2]
+        for folder in (policy.image_root, policy.store_dir or _store_root()):
+            if folder is not None:
+                pairs += [(f"{folder}/", ""), (str(folder), "<server folder>")]
+        return cls(pairs)
+
+    def __call__(self, text: str) -> str:
+        for secret, public in self.replacements:
+            text = text.replace(secret, public)
+        return self._CREDENTIALS.sub(r"\1***@", text)
+
+    def data(self, value):
+        """The same over every string of a JSON-like value."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, list):
+            return [self.data(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.data(v) for k, v in value.items()}
+        return value
+
+
+def _store_root():
+    from tools.image_inputs import default_store_dir
+
+    return default_store_dir()
 
 
 def _authorized(request: Request, api_key: str) -> bool:
@@ -239,35 +415,53 @@ def _stored(source: str, policy: ImagePolicy, label: str) -> str:
 READY = object()  # the images were read and stored: the run itself starts
 
 
-def _events(agent, raw: list[dict], policy: ImagePolicy, max_images: int, turn: TurnSettings, slots):
+def _events(agent, raw: list[dict], policy: ImagePolicy, max_images: int, turn: TurnSettings,
+            release: Callable[[], None]):  # fmt: skip
     """The run's events (READY first); the slot is given back when the run ends, however it ends."""
     try:
         messages = to_chat_messages(raw, policy, max_images)
         yield READY
         yield from run_turn(agent, assistant.graph, {"messages": messages}, uuid.uuid4().hex, turn)
     finally:
-        slots.release()
+        release()
 
 
 class BackgroundRun:
-    """A blocking run in a worker thread, started at once: it finishes (and frees its slot) even when the
-    client goes away before reading it or the request times out."""
+    """A blocking run in a worker thread, started at once. It ends by itself, or at the next token once
+    cancelled: when its deadline passes or its client goes away (`cancel`).
+
+    At most MAX_PENDING events wait for a slow reader; then the run waits too (and, once cancelled, is closed)."""
 
     _DONE = object()
+    MAX_PENDING = 1024
 
-    def __init__(self, events: Iterator, timeout_s: float):
+    def __init__(self, events: Iterator, timeout_s: float, cancel: threading.Event):
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.timeout_s, self.deadline = timeout_s, self.loop.time() + timeout_s  # one deadline for the whole run
+        self._cancel = cancel
+        self._room = threading.Semaphore(self.MAX_PENDING)
         threading.Thread(target=self._pump, args=(events,), daemon=True, name="xthink-serve-run").start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
 
     def _pump(self, events: Iterator) -> None:
         try:
             for event in events:
+                if not self._wait_for_room():
+                    events.close()  # cancelled and nobody reads: end the run here (its slot is given back)
+                    break
                 self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
         except BaseException as exc:  # noqa: BLE001  (handed to the request, which answers with its code)
             self.loop.call_soon_threadsafe(self.queue.put_nowait, exc)
         self.loop.call_soon_threadsafe(self.queue.put_nowait, self._DONE)
+
+    def _wait_for_room(self) -> bool:
+        while not self._room.acquire(timeout=0.1):
+            if self._cancel.is_set():
+                return False
+        return True
 
     async def ready(self) -> None:
         """Wait until the run's input was read: an error in it (a bad image) is raised here, as a 4xx."""
@@ -276,16 +470,18 @@ class BackgroundRun:
                 return
 
     async def events(self):
-        """The run's events as they come, until the run's deadline."""
+        """The run's events as they come, until the run's deadline (which cancels it)."""
         while True:
             try:
                 event = await asyncio.wait_for(self.queue.get(), max(0.0, self.deadline - self.loop.time()))
             except asyncio.TimeoutError:
+                self.cancel()
                 raise ApiError(504, f"the run took over {self.timeout_s:g} s", "server_error") from None
             if event is self._DONE:
                 return
             if isinstance(event, BaseException):
                 raise _as_api_error(event)
+            self._room.release()
             yield event
 
     async def turn(self) -> ChatTurn:
@@ -296,6 +492,9 @@ class BackgroundRun:
 
 
 def _as_api_error(exc: BaseException) -> ApiError:
+    """The client's error for a failed run. A model's failure names no model string (they are the operator's:
+    folders, internal URLs); the server log has the details."""
+    from tools.backends.base import Cancelled
     from tools.backends.http_client import EndpointError
     from tools.backends.loading import ModelLoadError
     from tools.images import ImageError
@@ -306,8 +505,13 @@ def _as_api_error(exc: BaseException) -> ApiError:
         return ApiError(400, str(exc))
     if isinstance(exc, ImageInputError):
         return ApiError(exc.status, str(exc))
+    if isinstance(exc, Cancelled):
+        log.info("a run was stopped: its client went away or its time was up")
+        return ApiError(504, "the run was stopped before it finished", "server_error")
     if isinstance(exc, (ModelLoadError, EndpointError)):
-        return ApiError(502, f"a model failed: {exc}", "server_error")
+        log.error("a model failed: %s", exc)
+        return ApiError(502, "a model this server uses failed; the server log has the details", "server_error")
+    log.error("a run failed", exc_info=exc)
     return ApiError(500, f"internal error ({type(exc).__name__})", "server_error")
 
 
@@ -319,31 +523,34 @@ def usage(result: Result | None) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
 
 
-def public_result(result: Result | None) -> dict | None:
-    """The Result for a client: image paths become the stored file's name (no server folders)."""
+def public_result(result: Result | None, model: str, redact: Redactor) -> dict | None:
+    """The Result for a client: the models named by the served id `model`, image paths by the stored file's
+    name, and no operator string in any text (a step's error may quote one)."""
     if result is None:
         return None
     data = result.model_dump(mode="json")
     for image in data["images"]:
         image["path"] = image["path"].rsplit("/", 1)[-1]
-    return data
+    data["reasoner"] = model if data["reasoner"] is not None else None
+    data["perceiver"] = model
+    return redact.data(data)
 
 
-def completion(turn: ChatTurn, rid: str, model: str) -> dict:
+def completion(turn: ChatTurn, rid: str, model: str, redact: Redactor) -> dict:
     if turn.error:
         raise ApiError(400, turn.error)
     result = turn.result
     finish = "length" if result and result.steps and getattr(result.steps[-1], "finish_reason", "") == "length" \
         else "stop"  # fmt: skip
+    message = {"role": "assistant", "content": redact(turn.reply), "reasoning_content": redact(turn.reasoning)}
     return {
         "id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "finish_reason": finish,
-                     "message": {"role": "assistant", "content": turn.reply, "reasoning_content": turn.reasoning}}],
-        "usage": usage(result), "extract_think": public_result(result),
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+        "usage": usage(result), "extract_think": public_result(result, model, redact),
     }  # fmt: skip
 
 
-async def sse(run: BackgroundRun, rid: str, model: str):
+async def sse(run: BackgroundRun, rid: str, model: str, redact: Redactor):
     """Chunks as the agent works: its thinking and each extraction as `reasoning_content`, the answer as
     `content`, then a last chunk with the finish reason, usage and the Result, then `[DONE]`."""
     created = int(time.time())
@@ -365,9 +572,9 @@ async def sse(run: BackgroundRun, rid: str, model: str):
             elif isinstance(event, ChatTurn):
                 if event.error:
                     raise ApiError(400, event.error)
-                yield chunk({"content": event.reply})
-                extra = {"usage": usage(event.result), "extract_think": public_result(event.result)}
+                yield chunk({"content": redact(event.reply)})
+                extra = {"usage": usage(event.result), "extract_think": public_result(event.result, model, redact)}
                 yield chunk({}, "stop", **extra)
     except ApiError as exc:
-        yield f"data: {json.dumps(error_body(exc.status, exc.message, exc.kind))}\n\n"
+        yield f"data: {json.dumps(error_body(exc.status, redact(exc.message), exc.kind))}\n\n"
     yield "data: [DONE]\n\n"

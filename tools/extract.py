@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from agent.prompts import extraction_instruction
 from agent.trace import ExtractStep
-from tools.backends.base import PerceiveRequest, Perceiver
+from tools.backends.base import Cancelled, Perceiver, PerceiveRequest
 from tools.backends.http_client import EndpointError
 from tools.backends.loading import ModelLoadError
 from tools.boxes import Box, BoxError, compose, read_box
@@ -135,7 +135,8 @@ def extract_safely(perceiver: Perceiver, store: ImageStore, target: Target, requ
     except Exception as exc:  # noqa: BLE001 - the call's failure is the reasoner's information, not a crash
         if is_model_failure(exc):
             raise
-        message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        detail = exc.reason if isinstance(exc, EndpointError) else exc  # the endpoint's URL stays in the log
+        message = " ".join(f"{type(exc).__name__}: {detail}".split())[:300]
         step = ExtractStep(purpose=purpose, request=request, instruction=extraction_instruction(request),
                            source_image=target.source_image, error=f"the perception tool failed ({message})")
     return step.model_copy(update={"image_id": target.image_id, "region": _rounded(region),
@@ -148,7 +149,10 @@ def _rounded(box) -> list[float] | None:
 
 def is_model_failure(exc: BaseException) -> bool:
     """Whether an error is the model's own (it would fail any request): out of memory, a server gone or
-    broken after its retries, a model that cannot load. A server's 4xx answer is about this one request."""
+    broken after its retries, a model that cannot load; a cancelled run ends too. A server's 4xx answer is
+    about this one request."""
+    if isinstance(exc, Cancelled):
+        return True
     if isinstance(exc, EndpointError):
         return not (exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 429))
     if isinstance(exc, (MemoryError, ModelLoadError)):

@@ -8,6 +8,7 @@ reuse one image's encoding across several extraction requests.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -17,6 +18,16 @@ from PIL import Image
 from tools.backends.output_parsing import ToolCall, ToolCallError, split_output
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Cancelled(Exception):
+    """The request's run was cancelled (its client went away or its time ran out): the backend stopped it."""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    """Raise Cancelled when the run that made a request is cancelled (a backend calls this before work)."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("the run was cancelled")
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,9 @@ class ReasonRequest:
     # Called with each piece of generated text as it is produced, where the backend can (transformers in
     # process); the output is the same either way.
     on_text: Callable[[str], None] | None = field(default=None, compare=False)
+    # Set by whoever runs the request (a server whose client hung up, a deadline): a backend stops the request
+    # as soon as it can (in process: at the next token) and raises Cancelled.
+    cancel: threading.Event | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,7 @@ class PerceiveRequest:
     instruction: str
     image_key: str = ""
     max_new_tokens: int = 1024
+    cancel: threading.Event | None = field(default=None, compare=False)  # as ReasonRequest.cancel
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ Callers released by one batch come back in a burst (each does a little work betw
 waiting for the burst to end fills the next batch instead of splitting it. A lone caller (the last few
 batches held one request each and nothing else is queued) is served at once, without waiting.
 
-A batch that raises is retried one request at a time, so one bad request (an image the processor
-rejects) fails alone and the others still get their results.
+One bad request must fail alone, and the others must run once: a model call may have streamed text to
+its caller, so re-running a batch would send that text twice. `run` therefore returns, per item, its
+result or a `RowError` holding the exception of that item alone (engines set up every row on its own
+before the shared generate); only that caller gets the exception. If `run` itself raises, the error is
+the batch's and every caller in it gets it: nothing is retried here.
 """
 
 from __future__ import annotations
@@ -17,15 +20,23 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 In = TypeVar("In")
 Out = TypeVar("Out")
 
 
+class RowError:
+    """One item's failure inside a batch that otherwise succeeded (see the module docstring)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
 class MicroBatcher(Generic[In, Out]):
-    def __init__(self, run: Callable[[list[In]], list[Out]], max_batch: int = 32, wait_s: float = 0.01,
+    def __init__(self, run: Callable[[list[In]], list[Out | RowError]], max_batch: int = 32, wait_s: float = 0.01,
                  name: str = "batcher", on_start: Callable[[], None] | None = None,
                  max_wait_s: float = 0.1):  # fmt: skip
         if max_batch < 1:
@@ -44,7 +55,7 @@ class MicroBatcher(Generic[In, Out]):
     def submit(self, items: Sequence[In]) -> list[Out]:
         """Run `items` (possibly batched with other callers' items) and return their results in order."""
         if threading.current_thread() is self._worker:  # a nested call from inside a batch: run inline
-            return self.run(list(items))
+            return [_unwrap(result) for result in self.run(list(items))]
         self._ensure_worker()
         futures = []
         for item in items:
@@ -81,11 +92,17 @@ class MicroBatcher(Generic[In, Out]):
         try:
             results = self.run([item for item, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - handed to the callers, never lost in this thread
-            if len(batch) == 1:
-                batch[0][1].set_exception(exc)
-                return
-            for pair in batch:  # isolate the failing request(s)
-                self._execute([pair])
+            for _, future in batch:
+                future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results):
-            future.set_result(result)
+            if isinstance(result, RowError):
+                future.set_exception(result.error)
+            else:
+                future.set_result(result)
+
+
+def _unwrap(result):
+    if isinstance(result, RowError):
+        raise result.error
+    return result

@@ -8,22 +8,30 @@ One engine per loaded model, one worker thread (tools/backends/batcher.py). For 
    rows, each with its own processors (thinking budget, NoWait, forced decoding), token limit and
    sampler (tools/backends/logits.py: RowLogits);
 3. each row's prompt + output keys/values are cut out of the batched cache and stored for the next turn.
+
+One request never fails or re-runs another: step 1 (prompt, processors, sampler, prefill) runs per row, and a
+row whose setup raises gets its own error while the others decode once. A cancelled request (its `cancel`
+set) is forced to end at its next token and gets Cancelled; its companions go on. Should the shared
+`generate` itself raise, each row is retried alone with the tokens it already streamed forced first, so no
+caller is sent the same text twice.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 import torch
 
-from tools.backends.base import ReasonRequest
-from tools.backends.batcher import MicroBatcher
+from tools.backends.base import Cancelled, ReasonRequest, check_cancel
+from tools.backends.batcher import MicroBatcher, RowError
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, stack_left_padded, to_dynamic_cache
 from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.streaming import RowStreamer
 
 REASONER_NAMESPACE = "reasoner"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,19 @@ class Generated:
     cached_tokens: int
     seconds: float
     finish_reason: str
+
+
+@dataclass
+class _Row:
+    """One request of a batch, set up on its own (see `_setup_row`)."""
+
+    index: int
+    request: ReasonRequest
+    extra: list
+    prompt: list[int]
+    sampler: object
+    cache: object
+    cached: int
 
 
 class ReasonerEngine:
@@ -53,20 +74,59 @@ class ReasonerEngine:
 
     # --- the worker side -------------------------------------------------------------------------
 
-    def _run(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated]:
+    def _run(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated | RowError]:
         started = time.perf_counter()
-        prompts = [self._encode(render_prompt(self.tokenizer, request)) for request, _ in jobs]
-        with torch.inference_mode():
-            rows, cached = zip(*[self._prefill(ids) for ids in prompts])
-            sequences, batched = self._decode(jobs, prompts, list(rows))
+        results: list = [None] * len(jobs)
+        rows = [row for row in (self._setup_row(i, job, results) for i, job in enumerate(jobs)) if row is not None]
+        if rows:
+            self._generate_rows(rows, results, started)
+        return results
+
+    def _setup_row(self, index: int, job: tuple[ReasonRequest, list], results: list) -> _Row | None:
+        """Everything of one row that can fail on its own (a bad setting, a prompt the template rejects, a
+        cancelled run), done before the shared generate; a failure is this row's result."""
+        request, extra = job
+        try:
+            check_cancel(request.cancel)
+            prompt = self._encode(render_prompt(self.tokenizer, request))
+            self._processors(request, extra, len(prompt))  # built again at the batch's width; raises here
+            sampler = self._sampler(request.settings, self.model.device)
+            with torch.inference_mode():
+                cache, cached = self._prefill(prompt)
+        except Exception as exc:  # noqa: BLE001 - this row's error, handed to its caller
+            results[index] = RowError(exc)
+            return None
+        return _Row(index, request, extra, prompt, sampler, cache, cached)
+
+    def _generate_rows(self, rows: list[_Row], results: list, started: float, replay=None) -> None:
+        """One generate for `rows`; if it raises, each row alone, starting with what it already streamed."""
+        callbacks = [row.request.on_text for row in rows]
+        streamer = RowStreamer(self.tokenizer, callbacks, self.eos_ids, replay) if any(callbacks) else None
+        try:
+            with torch.inference_mode():
+                sequences, batched = self._decode(rows, streamer, replay)
+        except Exception as exc:  # noqa: BLE001
+            if len(rows) == 1:
+                results[rows[0].index] = RowError(exc)
+                return
+            log.warning("a batched generate of %d rows failed (%s); each row is retried alone", len(rows), exc)
+            for i, row in enumerate(rows):
+                self._retry_alone(row, streamer.sent_tokens(i) if streamer else [], results)
+            return
         seconds = time.perf_counter() - started
-        width = max(len(p) for p in prompts)
-        out = []
-        for i, ((request, _), prompt) in enumerate(zip(jobs, prompts)):
-            tokens, finish = self._cut(sequences[i, width:].tolist(), request.settings.max_new_tokens)
-            self._store(batched, i, width - len(prompt), prompt + tokens)
-            out.append(Generated(tokens, len(prompt), cached[i], seconds, finish))
-        return out
+        width = max(len(row.prompt) for row in rows)
+        for i, row in enumerate(rows):
+            if row.request.cancel is not None and row.request.cancel.is_set():
+                results[row.index] = RowError(Cancelled("the run was cancelled"))
+                continue
+            tokens, finish = self._cut(sequences[i, width:].tolist(), row.request.settings.max_new_tokens)
+            self._store(batched, i, width - len(row.prompt), row.prompt + tokens)
+            results[row.index] = Generated(tokens, len(row.prompt), row.cached, seconds, finish)
+
+    def _retry_alone(self, row: _Row, streamed: list[int], results: list) -> None:
+        again = self._setup_row(row.index, (row.request, row.extra), results)  # a fresh cache and sampler
+        if again is not None:
+            self._generate_rows([again], results, time.perf_counter(), replay=[streamed])
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -83,9 +143,10 @@ class ReasonerEngine:
         self.cache.stats.computed_tokens += len(todo) + 1
         return cache_layers(cache), reused
 
-    def _decode(self, jobs, prompts: list[list[int]], rows):
+    def _decode(self, rows: list[_Row], streamer: RowStreamer | None, replay=None):
         from tools.backends.logits import RowLogits
 
+        prompts = [row.prompt for row in rows]
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -93,17 +154,18 @@ class ReasonerEngine:
             input_ids[i, width - len(ids) :] = torch.tensor(ids)
             mask[i, width - len(ids) :] = 1
         device = self.model.device
-        limits = [request.settings.max_new_tokens for request, _ in jobs]
+        limits = [row.request.settings.max_new_tokens for row in rows]
         processor = RowLogits(
             width,
-            [self._processors(request, extra, width) for request, extra in jobs],
-            [self._sampler(request.settings, device) for request, _ in jobs],
+            [self._processors(row.request, row.extra, width) for row in rows],
+            [row.sampler for row in rows],
             limits,
             self.eos_ids[0],
+            cancels=[row.request.cancel for row in rows],
+            prefixes=[list(tokens) for tokens in replay] if replay else None,
         )
-        cache = stack_left_padded(rows, width - 1) if all(rows) else None  # a 1-token prompt has no cache
-        callbacks = [request.on_text for request, _ in jobs]
-        streamer = RowStreamer(self.tokenizer, callbacks, self.eos_ids) if any(callbacks) else None
+        caches = [row.cache for row in rows]
+        cache = stack_left_padded(caches, width - 1) if all(caches) else None  # a 1-token prompt has no cache
         out = self.model.generate(
             input_ids=input_ids.to(device), attention_mask=mask.to(device), cache=cache, streamer=streamer,
             logits_processor=[processor], max_new_tokens=max(limits), do_sample=False,
