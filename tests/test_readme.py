@@ -123,6 +123,24 @@ def _python(block: str, cwd: Path) -> str:
     return proc.stdout
 
 
+def test_cache_example(workdir):
+    """The Deploying section's `xthink cache` lines: show, then prune a store that holds an image."""
+    from PIL import Image
+
+    store = workdir / "tiny" / "cache" / "images"
+    store.mkdir(parents=True, exist_ok=True)
+    digest = "ab" * 32
+    Image.new("RGB", (8, 8), "red").save(store / f"{digest}.png")
+    (store / "notes.txt").write_text("not the store's")
+    os.utime(store / f"{digest}.png", (0, 0))  # unused for decades: past the age bound
+    block = next(b for b in blocks("bash") if "xthink cache prune" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "1 image" in proc.stdout and "removed 1 image" in proc.stdout, proc.stdout
+    assert not (store / f"{digest}.png").exists() and (store / "notes.txt").exists()
+
+
 def test_assistant_python_and_chat_examples(workdir):
     out = _python(next(b for b in blocks("python") if "agent.chat(" in b), workdir)
     assert len(out.strip().splitlines()) >= 3
