@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import os
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
 
+from tests.image_host import ImageHost
 from tools.image_inputs import ImageInputError, ImagePolicy, _checked_address, acquire, decode_base64
 
 
@@ -27,42 +25,10 @@ def policy(tmp_path):
                        max_bytes=50_000)
 
 
-class Handler(BaseHTTPRequestHandler):
-    routes: dict = {}
-
-    def do_GET(self):  # noqa: N802
-        if self.path == "/drip":  # a byte every 0.4 s: never a read timeout, but over the whole-fetch deadline
-            self.send_response(200)
-            self.end_headers()
-            for _ in range(20):
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(0.4)
-            return
-        status, headers, body, delay = self.routes.get(self.path, (404, {}, b"", 0))
-        time.sleep(delay)
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass  # the client hangs up on purpose (size caps, timeouts)
-
-
 @pytest.fixture(scope="module")
 def web():
-    server = QuietServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     png = png_bytes()
-    Handler.routes = {
+    server = ImageHost({
         "/ok.png": (200, {"Content-Length": str(len(png))}, png, 0),
         "/to-file": (302, {"Location": "file:///etc/passwd"}, b"", 0),
         "/to-ftp": (302, {"Location": "ftp://example.com/x.png"}, b"", 0),
@@ -72,8 +38,8 @@ def web():
         "/big-chunked": (200, {}, b"x" * 60_000, 0),
         "/slow": (200, {}, png, 3),
         "/text": (200, {}, b"hello, not an image", 0),
-    }
-    yield base
+    })
+    yield server.base
     server.shutdown()
 
 

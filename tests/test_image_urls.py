@@ -8,14 +8,13 @@ from __future__ import annotations
 import gzip
 import io
 import socket
-import threading
 import time
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
 
+from tests.image_host import ImageHost
 from tools.image_inputs import ImageInputError, ImagePolicy, _checked_address, acquire, parse_allow_hosts
 
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), 9)  # 64 MB of zeros in about 64 KB
@@ -35,52 +34,23 @@ def png_bytes(colour="red") -> bytes:
     return buf.getvalue()
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Answers by path; `seen` keeps the Accept-Encoding each request asked for."""
-
-    routes: dict = {}
-    seen: list = []
-
-    def do_GET(self):  # noqa: N802
-        self.seen.append(self.headers.get("Accept-Encoding"))
-        status, headers, body = self.routes.get(self.path, (404, {}, b""))
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass  # the client hangs up on purpose
-
-
-def serve(routes: dict) -> tuple[QuietServer, int]:
-    server = QuietServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Handler.routes.update(routes)
-    return server, server.server_address[1]
-
-
 @pytest.fixture(scope="module")
 def two_servers():
     """An image server and an 'other internal host' on another port; each may redirect to the other."""
     png = png_bytes()
-    first, port = serve({})
-    second, other = serve({})
-    Handler.routes.update({
+    first, second = ImageHost(), ImageHost()
+    port, other = first.port, second.port
+    routes = {
         "/ok.png": (200, {"Content-Length": str(len(png))}, png),
         "/bomb-gzip": (200, {"Content-Encoding": "gzip", "Content-Length": str(len(BOMB))}, BOMB),
         "/bomb-chunked": (200, {"Content-Encoding": "gzip"}, BOMB),
         "/zstd": (200, {"Content-Encoding": "zstd"}, zstd_bomb()),
         "/to-other": (302, {"Location": f"http://127.0.0.1:{other}/ok.png"}, b""),
         "/to-self": (302, {"Location": f"http://127.0.0.1:{port}/ok.png"}, b""),
-    })  # fmt: skip
-    yield port, other
+    }  # fmt: skip
+    first.routes.update(routes)
+    second.routes.update(routes)
+    yield first, second
     first.shutdown()
     second.shutdown()
 
@@ -90,11 +60,12 @@ def url_policy(tmp_path, **kw) -> ImagePolicy:
 
 
 def test_compressed_bodies_are_refused_without_being_inflated(two_servers, tmp_path):
-    port, _ = two_servers
+    host, _ = two_servers
+    port = host.port
     policy = url_policy(tmp_path, allow_private=True)
-    Handler.seen.clear()
+    host.seen.clear()
     assert acquire(f"http://127.0.0.1:{port}/ok.png", policy).width == 20
-    assert Handler.seen == ["identity"], "the fetch asks for an uncompressed body"
+    assert host.seen == ["identity"], "the fetch asks for an uncompressed body"
     for path in ("/bomb-gzip", "/bomb-chunked", "/zstd"):  # servers that ignore Accept-Encoding
         tracemalloc.start()
         try:
@@ -160,7 +131,7 @@ def test_malformed_hosts_and_ports_are_clear_400s(url, tmp_path):
 
 
 def test_allowed_hosts_may_be_private_and_redirects_keep_the_rules(two_servers, tmp_path, monkeypatch):
-    port, other = two_servers
+    port, other = (server.port for server in two_servers)
     monkeypatch.setenv("XTHINK_ALLOW_URLS", "1")
     monkeypatch.setenv("XTHINK_URL_ALLOW_HOSTS", f" 127.0.0.1:{port} , images.internal")
     policy = ImagePolicy.from_env(store_dir=tmp_path / "store")
