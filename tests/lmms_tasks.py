@@ -63,6 +63,38 @@ metadata:
 """
 
 
+FILE_YAML = """task: {task}
+dataset_path: parquet
+dataset_kwargs:
+  data_files:
+    val: {path}
+test_split: val
+output_type: generate_until
+doc_to_visual: !function tests.lmms_tasks.file_doc_to_visual
+doc_to_text: !function lmms_eval.tasks.mmstar.utils.mmstar_doc_to_text
+doc_to_target: "answer"
+process_results: !function lmms_eval.tasks.mmstar.utils.mmstar_process_results
+metric_list:
+  - metric: average
+    aggregation: !function lmms_eval.tasks.mmstar.utils.mmstar_aggregate_results
+    higher_is_better: true
+lmms_eval_specific_kwargs:
+  default:
+    pre_prompt: ""
+    post_prompt: ""
+metadata:
+  - version: 0.0
+"""
+
+
+def file_doc_to_visual(doc):
+    """Many lmms-eval tasks keep images as files next to the data and open them in doc_to_visual (the harness
+    itself never decodes them): an unreadable file fails here, inside the model's call."""
+    from PIL import Image
+
+    return [Image.open(doc["image_path"]).convert("RGB")]
+
+
 def write_hf_parquet(rows: list[dict], path: Path) -> Path:
     """Rows -> parquet with `image` as a Hugging Face Image feature (lmms-eval's tasks call `.convert`)."""
     from datasets import Dataset, Image
@@ -80,6 +112,23 @@ def mmstar_task(folder: Path, task: str, data: Path) -> Path:
 
 def vstar_task(folder: Path, task: str, data: Path) -> Path:
     return _write(folder / f"{task}.yaml", VSTAR_YAML.format(task=task, path=data.resolve()))
+
+
+def file_task(folder: Path, task: str, rows: list[dict]) -> Path:
+    """An MMStar-like task whose images are PNG files named in an `image_path` column."""
+    images = folder / "files"
+    images.mkdir(parents=True, exist_ok=True)
+    flat = []
+    for row in rows:
+        path = images / f"{task}_{row['index']}.png"
+        path.write_bytes(row["image"]["bytes"])
+        flat.append({k: v for k, v in row.items() if k not in ("image", "meta_info")} | {"image_path": str(path)})
+    from datasets import Dataset
+
+    data = folder / "data" / f"{task}.parquet"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    Dataset.from_list(flat).to_parquet(str(data))
+    return _write(folder / f"{task}.yaml", FILE_YAML.format(task=task, path=data.resolve()))
 
 
 def _write(path: Path, text: str) -> Path:
