@@ -24,11 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from loguru import logger
-from tqdm import tqdm
-
 from lmms_eval.api.instance import GenerationResult, TokenCounts
 from lmms_eval.api.model import lmms
+from loguru import logger
+from tqdm import tqdm
 
 REGIMES = ("iterative", "iterative+look", "extract", "caption", "direct")
 RESPONSES = ("letter", "text", "full")
@@ -65,12 +64,12 @@ def token_counts(result) -> AgentTokenCounts:
 
     reasons = [s for s in result.steps if isinstance(s, ReasonStep)]
     extracts = [s for s in result.steps if isinstance(s, ExtractStep)]
-    counts = dict(
-        reasoner_input_tokens=sum(s.prompt_tokens for s in reasons),
-        reasoner_output_tokens=sum(s.output_tokens for s in reasons),
-        perceiver_input_tokens=sum(s.prompt_tokens for s in extracts),
-        perceiver_output_tokens=sum(s.output_tokens for s in extracts),
-    )
+    counts = {
+        "reasoner_input_tokens": sum(s.prompt_tokens for s in reasons),
+        "reasoner_output_tokens": sum(s.output_tokens for s in reasons),
+        "perceiver_input_tokens": sum(s.prompt_tokens for s in extracts),
+        "perceiver_output_tokens": sum(s.output_tokens for s in extracts),
+    }
     return AgentTokenCounts(
         input_tokens=counts["reasoner_input_tokens"] + counts["perceiver_input_tokens"],
         output_tokens=counts["reasoner_output_tokens"] + counts["perceiver_output_tokens"],
@@ -184,12 +183,12 @@ class ExtractThinkLMM(lmms):
         jobs = self._jobs(requests)
         results: list[GenerationResult | None] = [None] * len(jobs)
         bar = tqdm(total=len(jobs), disable=self.rank != 0, desc="Model Responding")
-        with tempfile.TemporaryDirectory(prefix="xthink-lmms-") as scratch:
-            with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-                futures = {pool.submit(self._run, job, Path(scratch)): job.index for job in jobs}
-                for future in futures:
-                    results[futures[future]] = future.result()
-                    bar.update(1)
+        with tempfile.TemporaryDirectory(prefix="xthink-lmms-") as scratch, \
+                ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            futures = [(job.index, pool.submit(self._run, job, Path(scratch))) for job in jobs]
+            for index, future in futures:
+                results[index] = future.result()
+                bar.update(1)
         bar.close()
         return results
 
@@ -253,7 +252,7 @@ class ExtractThinkLMM(lmms):
                 raise ValueError(f"visual {k} is a {type(visual).__name__}, not an image (video/audio tasks are "
                                  "not supported)")
             path = root / f"{job.doc_id}_{k}.png"
-            _atomic_write(path, lambda tmp: visual.save(tmp, format="PNG"))
+            _atomic_write(path, lambda tmp, image=visual: image.save(tmp, format="PNG"))
             paths.append(path)
         return paths
 
