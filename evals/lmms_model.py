@@ -140,6 +140,7 @@ class ExtractThinkLMM(lmms):
         if agent is not None and (reasoner or perceiver or pair):
             raise ValueError("extract_think: pass either agent= or reasoner/perceiver/pair, not both")
         device = self._data_parallel(device)
+        self._placement = device
         self.agent = agent if agent is not None else self._build_agent(reasoner, perceiver, pair, device, dtype,
                                                                        settings, concurrency)
         self.concurrency = int(concurrency) if concurrency else self._default_concurrency(device)
@@ -158,6 +159,15 @@ class ExtractThinkLMM(lmms):
         if device in (None, "auto", "cuda"):
             device = f"cuda:{self.accelerator.local_process_index}"
         return device
+
+    @property
+    def device(self):
+        """The torch device of this rank (lmms-eval gathers per-rank request counts on it)."""
+        import torch
+
+        from tools.backends.loading import Placement
+
+        return torch.device(Placement(device=self._placement).resolve()[0])
 
     def _build_agent(self, reasoner, perceiver, pair, device, dtype, settings, concurrency):
         from graphs.api import ExtractThink, resolve_models
@@ -178,10 +188,11 @@ class ExtractThinkLMM(lmms):
     # --- lmms-eval's interface -----------------------------------------------------------------------------
 
     def generate_until(self, requests) -> list[GenerationResult]:
-        """Run every request's doc through the agent, `concurrency` at a time; a failure gives ''."""
+        """Run every request's doc through the agent, `concurrency` at a time; a failure (or a padding
+        request) gives ''."""
         self.agent.prepare("iterative" if self.mode == "iterative+look" else self.mode)
         jobs = self._jobs(requests)
-        results: list[GenerationResult | None] = [None] * len(jobs)
+        results = [GenerationResult(text="", token_counts=None) for _ in requests]
         bar = tqdm(total=len(jobs), disable=self.rank != 0, desc="Model Responding")
         with tempfile.TemporaryDirectory(prefix="xthink-lmms-") as scratch, \
                 ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
@@ -211,6 +222,8 @@ class ExtractThinkLMM(lmms):
         seen: Counter = Counter()
         jobs = []
         for index, request in enumerate(requests):
+            if (request.metadata or {}).get("__padding_only__"):
+                continue  # data parallel: lmms-eval pads short ranks with copies whose answers it drops
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
             key = (task, split, doc_id)
             repeat = seen[key]

@@ -214,3 +214,23 @@ def test_a_trace_opens_in_the_viewer(models, task_manager, tmp_path):
     evaluate(lm, task_manager, ["xt_vstar"], limit=1)
     page = write_page([tmp_path / "t" / "xt_vstar" / "caption" / "0.json"], tmp_path / "page.html")
     assert "data:image/" in Path(page).read_text()
+
+
+def test_data_parallel_ranks_split_the_docs_and_write_their_own_traces(models, tasks, tmp_path):
+    """Two ranks (torchrun, as `accelerate launch` starts them; CPU here, one GPU per rank on CUDA): every doc
+    answered once, every trace written once, and the padding lmms-eval adds to the shorter rank not run."""
+    traces, out = tmp_path / "traces", tmp_path / "out"
+    model_args = ",".join([f"reasoner={models['reasoner']}", f"perceiver={models['perceiver']}", "mode=caption",
+                           "greedy=true", "max_new_tokens=16", "perceiver_max_new_tokens=8", f"trace_dir={traces}"])
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lmms_eval",
+               "--model", "extract_think", "--model_args", model_args, "--tasks", "xt_mmstar,xt_vstar",
+               "--include_path", str(tasks), "--limit", "5", "--device", "cpu", "--log_samples",
+               "--output_path", str(out)]
+    run = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    assert "Running on rank 1" in run.stderr + run.stdout, run.stderr[-3000:]
+    for task, docs in (("xt_mmstar", 5), ("xt_vstar", 4)):
+        lines = next(out.rglob(f"*_samples_{task}.jsonl")).read_text().splitlines()
+        assert sorted(json.loads(line)["doc_id"] for line in lines) == list(range(docs)), run.stderr[-3000:]
+        names = sorted(p.name for p in (traces / task / "caption").iterdir())
+        assert names == [f"{i}.json" for i in range(docs)]
