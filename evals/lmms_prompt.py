@@ -10,6 +10,8 @@ the text is split here. Forms recognised, each seen in lmms-eval's tasks:
 - MMStar's inline `Options: A: x, B: y, C: z` (an option's text may hold commas);
 - inline `(A) x (B) y` on one line.
 
+A leading `Question:` label (VMCBench) is removed from the question: the agent's prompts add their own.
+
 Lines after the options are the task's instructions. An instruction that only asks for the option's letter
 is what the agent's own post-prompt already asks (and the letter is what we hand back), so it is dropped;
 any other instruction is kept after the question so the reasoner reads it. Text without recognisable
@@ -29,6 +31,7 @@ from evals.benchmarks import split_inline_options
 
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[.:)]\s*(\S.*)$")
 _HEADER = re.compile(r"(?i)^\s*(options|choices)\s*:?\s*$")
+_LABEL = re.compile(r"(?i)^\s*question\s*:\s*")
 _INLINE_PAREN = re.compile(r"\(([A-Z])\)\s*(.*?)(?=\s*\([A-Z]\)|$)")
 # "Answer with the option's letter from the given choices directly." / "Answer with the option letter only." /
 # "Please answer with the letter of the correct option." Asking for the letter and nothing else.
@@ -60,6 +63,7 @@ def parse_task_prompt(text: str) -> TaskPrompt:
     if parsed is None:
         return TaskPrompt(question=text.strip())
     stem, options, after = parsed
+    stem = _LABEL.sub("", stem, count=1).strip()  # VMCBench writes "Question: ..."; the agent adds its own label
     instructions = [line.strip() for line in after if line.strip()]
     dropped = [line for line in instructions if _LETTER_ONLY.search(line)]
     return TaskPrompt(question=stem, options=options, instructions=instructions, dropped=dropped)

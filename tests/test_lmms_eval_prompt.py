@@ -39,6 +39,17 @@ def test_inline_parenthesised_options():
     assert (prompt.question, prompt.options) == ("Is the flag left of the sign?", ["left", "right"])
 
 
+def test_vmcbench_layout():
+    text = "Question: Which sign is shown?\nOptions:\nA. stop\nB. yield\nC. exit\nD. keep\n" + LETTER + "\n"
+    prompt = parse_task_prompt(text)
+    assert (prompt.agent_question(), prompt.options) == ("Which sign is shown?", ["stop", "yield", "exit", "keep"])
+
+
+def test_hrbench_instruction_is_a_letter_instruction():
+    prompt = parse_task_prompt("What is on the boat?\nA. a dog\nB. a cat\nAnswer the option letter directly.")
+    assert prompt.dropped == ["Answer the option letter directly."]
+
+
 def test_other_instructions_are_kept_for_the_reasoner():
     prompt = parse_task_prompt("Which is larger?\nA. 3\nB. 5\nConsider the units shown on the axis.\n" + LETTER)
     assert prompt.agent_question() == "Which is larger?\nConsider the units shown on the axis."
