@@ -234,3 +234,16 @@ def test_data_parallel_ranks_split_the_docs_and_write_their_own_traces(models, t
         assert sorted(json.loads(line)["doc_id"] for line in lines) == list(range(docs)), run.stderr[-3000:]
         names = sorted(p.name for p in (traces / task / "caption").iterdir())
         assert names == [f"{i}.json" for i in range(docs)]
+
+
+def test_same_outputs_as_xthink_eval_on_the_same_file(models, tmp_path):
+    """scripts/compare_lmms_eval.py: `xthink eval` and lmms-eval on one MMStar file give the same raw output for
+    every item (same question, options, images and settings reach the agent) and the same accuracy."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_lmms_eval.py"
+    run = subprocess.run([sys.executable, str(script), "--reasoner", models["reasoner"], "--perceiver",
+                          models["perceiver"], "--out", str(tmp_path), "--mode", "extract"], check=False,
+                         capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    row = next(line for line in (tmp_path / "comparison.md").read_text().splitlines() if line.startswith("| extract"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert (cells[1] == cells[2], cells[5], cells[6]) == (True, "18/18", "none")
