@@ -156,9 +156,12 @@ class ExtractThinkLMM(lmms):
         self.accelerator = Accelerator()
         self._rank = self.accelerator.process_index
         self._world_size = self.accelerator.num_processes
-        if device in (None, "auto", "cuda"):
+        import torch
+
+        if device in (None, "auto", "cuda") and torch.cuda.is_available():
             device = f"cuda:{self.accelerator.local_process_index}"
-        return device
+            torch.cuda.set_device(device)
+        return device or "auto"
 
     @property
     def device(self):
