@@ -184,7 +184,7 @@ class ExtractThinkLMM(lmms):
                             engine=EngineOptions(**engine))
 
     def _default_concurrency(self, device: str) -> int:
-        from graphs.cli_eval import default_concurrency
+        from evals.runner import default_concurrency
 
         return default_concurrency(self.agent, device)
 

@@ -301,3 +301,13 @@ def _version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def default_concurrency(agent, device: str) -> int:
+    """32 where batching pays (a GPU, a server, vLLM), 4 on CPU (enough to fill small batches)."""
+    from tools.backends.loading import Placement
+
+    kinds = {getattr(getattr(m, "spec", None), "kind", "") for m in (agent.reasoner, agent.perceiver)}
+    if kinds & {"http", "vllm"} or Placement(device=device).resolve()[0].startswith("cuda"):
+        return 32
+    return 4

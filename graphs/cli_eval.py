@@ -92,6 +92,7 @@ def _run_eval(plan, device: str, dtype: str, engine, explicit_concurrency: bool 
     from evals.sources import SourceError
     from evals.store import RunFolderError, RunStore
     from graphs import eval as eval_graph
+    from evals.runner import default_concurrency
     from graphs.api import ExtractThink
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.spec import ModelSpecError
@@ -116,16 +117,6 @@ def _run_eval(plan, device: str, dtype: str, engine, explicit_concurrency: bool 
     except ModelLoadError as exc:
         _fail(str(exc), EXIT_MODEL)
     return ""
-
-
-def default_concurrency(agent, device: str) -> int:
-    """32 where batching pays (a GPU, a server, vLLM), 4 on CPU (enough to fill small batches)."""
-    from tools.backends.loading import Placement
-
-    kinds = {getattr(getattr(m, "spec", None), "kind", "") for m in (agent.reasoner, agent.perceiver)}
-    if kinds & {"http", "vllm"} or Placement(device=device).resolve()[0].startswith("cuda"):
-        return 32
-    return 4
 
 
 def _progress() -> Progress:

@@ -166,7 +166,7 @@ def test_bad_shard_and_out_file_are_one_line_errors(tiny, data, tmp_path):
 
 
 def test_default_concurrency_suits_the_backend(tiny):
-    from graphs.cli_eval import default_concurrency
+    from evals.runner import default_concurrency
 
     local = ExtractThink(reasoner=str(tiny.reasoner), perceiver=str(tiny.perceivers["llava"]), device="cpu")
     served = ExtractThink(reasoner="http://127.0.0.1:9/v1", perceiver=str(tiny.perceivers["llava"]), device="cpu")
