@@ -141,6 +141,19 @@ def test_cache_example(workdir):
     assert not (store / f"{digest}.png").exists() and (store / "notes.txt").exists()
 
 
+def test_lmms_eval_example(workdir):
+    """The lmms-eval block: lmms-eval's own CLI with our model, every regime; its CLI exits 0 even when a run
+    failed, so the results files are the check."""
+    block = next(b for b in blocks("bash") if "write_local_tasks" in b)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for mode in ("iterative", "extract", "caption", "direct"):
+        (results,) = (workdir / "tiny" / "lmms-run" / mode).rglob("*_results.json")
+        assert {"mmstar_local", "vstar_local"} <= set(json.loads(results.read_text())["results"])
+    assert (workdir / "tiny" / "lmms-trace.html").exists()
+
+
 def test_assistant_python_and_chat_examples(workdir):
     out = _python(next(b for b in blocks("python") if "agent.chat(" in b), workdir)
     assert len(out.strip().splitlines()) >= 3
