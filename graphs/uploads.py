@@ -6,24 +6,27 @@ stays in the thread's database for as long as the thread does. This route (mount
 every other entry point has (XTHINK_MAX_IMAGE_BYTES, XTHINK_MAX_PIXELS), stores it in the content store
 (tools/image_inputs.py) and answers its `file_id`, the sha256 of its bytes: a message then carries
 `{"type": "image", "file_id": ...}` (agent/chat.py reads it), a few dozen bytes instead of the image.
-The answer never names a server path. The body is read with its cap counted as it arrives, and at most
-MAX_UPLOADS_AT_ONCE uploads are held in memory at once; more get 429 (no queue to grow).
+The answer never names a server path. The body is read with its cap counted as it arrives and within a deadline
+(XTHINK_UPLOAD_TIMEOUT, 60 s: a client that stalls cannot hold a slot), and at most MAX_UPLOADS_AT_ONCE uploads
+are held in memory at once; more get 429 (no queue to grow).
 """
 
 from __future__ import annotations
 
 import threading
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tools.image_inputs import ImageInputError, ImagePolicy
+from tools.image_inputs import ImageInputError, ImagePolicy, env_number
 
 FIELD = "file"
 MAX_UPLOADS_AT_ONCE = 8
+DEFAULT_TIMEOUT_S = 60.0
 FORM_OVERHEAD = 64 * 1024  # boundaries and part headers around the image in a multipart body
 _SLOTS = threading.BoundedSemaphore(MAX_UPLOADS_AT_ONCE)
 
@@ -43,7 +46,7 @@ async def upload(request: Request) -> JSONResponse:
                             headers={"Retry-After": "1"})  # fmt: skip
     try:
         policy = ImagePolicy.from_env()
-        data = await _image_bytes(request, policy.max_bytes)
+        data = await _received(request, policy.max_bytes)
         stored = await run_in_threadpool(policy.store.put, data, "the uploaded file")
     except (UploadError, ImageInputError) as exc:
         return JSONResponse({"detail": str(exc)}, exc.status)
@@ -51,6 +54,14 @@ async def upload(request: Request) -> JSONResponse:
         _SLOTS.release()
     return JSONResponse({"file_id": stored.digest, "width": stored.width, "height": stored.height,
                          "bytes": len(data), "format": stored.path.suffix[1:]})  # fmt: skip
+
+
+async def _received(request: Request, max_bytes: int) -> bytes:
+    """The image bytes, within the upload deadline."""
+    timeout = env_number("XTHINK_UPLOAD_TIMEOUT", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S
+    with anyio.move_on_after(timeout):
+        return await _image_bytes(request, max_bytes)
+    raise UploadError(f"the upload took over {timeout:g} s (XTHINK_UPLOAD_TIMEOUT)", 408)
 
 
 async def _image_bytes(request: Request, max_bytes: int) -> bytes:

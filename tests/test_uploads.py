@@ -17,6 +17,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ sdk = pytest.importorskip("langgraph_sdk")
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BYTES = 200_000
 MAX_PIXELS = 1_000_000
+UPLOAD_TIMEOUT_S = 4
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def _env(tiny, store: Path) -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "XTHINK_REASONER": str(tiny.reasoner),
             "XTHINK_PERCEIVER": str(tiny.perceivers["llava_onevision"]), "XTHINK_DEVICE": "cpu",
             "XTHINK_IMAGE_STORE": str(store), "XTHINK_MAX_IMAGE_BYTES": str(MAX_BYTES),
-            "XTHINK_MAX_PIXELS": str(MAX_PIXELS), "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
+            "XTHINK_MAX_PIXELS": str(MAX_PIXELS), "XTHINK_UPLOAD_TIMEOUT": str(UPLOAD_TIMEOUT_S), "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
 
 
 @contextlib.contextmanager
@@ -292,3 +294,41 @@ def test_uploads_sit_behind_the_servers_auth(auth_server, image_path):
         upload_image(auth_server, image_path, api_key="wrong-key")
     upload = upload_image(auth_server, image_path, api_key="test-key")
     assert upload.file_id == hashlib.sha256(image_path.read_bytes()).hexdigest()
+
+
+def test_stalled_uploads_are_bounded_and_time_out(server, image_path):
+    """MAX_UPLOADS_AT_ONCE clients that send a first chunk and stall fill the slots: one more gets 429 at once;
+    at the deadline the stalled ones are answered 408 and their slots are free, while they still hold on."""
+    from graphs.uploads import MAX_UPLOADS_AT_ONCE
+
+    url, _ = server
+    release = threading.Event()
+
+    def stalled_body():
+        yield b"\x89PNG"
+        release.wait(UPLOAD_TIMEOUT_S + 10)
+
+    def stall(results: list) -> None:
+        try:
+            answer = httpx.post(f"{url}/files", content=stalled_body(), headers={"content-type": "image/png"},
+                                timeout=UPLOAD_TIMEOUT_S + 20)
+            results.append(answer.status_code)
+        except httpx.HTTPError as exc:  # the server answered and closed while the body was still open
+            results.append(type(exc).__name__)
+
+    results: list = []
+    started = time.monotonic()
+    threads = [threading.Thread(target=stall, args=(results,)) for _ in range(MAX_UPLOADS_AT_ONCE)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)  # all connected and holding a slot
+    extra = httpx.post(f"{url}/files", content=image_path.read_bytes(), headers={"content-type": "image/png"})
+    assert extra.status_code == 429 and extra.headers["retry-after"] == "1", extra.text
+    time.sleep(max(0.0, started + UPLOAD_TIMEOUT_S + 1.5 - time.monotonic()))
+    freed = httpx.post(f"{url}/files", content=image_path.read_bytes(), headers={"content-type": "image/png"})
+    assert freed.status_code == 200, "the deadline freed the slots while the stalled clients still hold on"
+    release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == MAX_UPLOADS_AT_ONCE, results
+    assert all(r in (408, "WriteError", "RemoteProtocolError", "ReadError") for r in results), results
