@@ -332,3 +332,28 @@ def test_stalled_uploads_are_bounded_and_time_out(server, image_path):
         thread.join(timeout=30)
     assert len(results) == MAX_UPLOADS_AT_ONCE, results
     assert all(r in (408, "WriteError", "RemoteProtocolError", "ReadError") for r in results), results
+
+
+def test_a_server_without_python_multipart_names_the_extra(monkeypatch, tmp_path, image_path):
+    """In process (the app object LangGraph mounts): a form needs python-multipart; a raw body does not."""
+    from starlette.testclient import TestClient
+
+    from graphs.uploads import app
+
+    monkeypatch.setitem(sys.modules, "python_multipart", None)
+    monkeypatch.setenv("XTHINK_IMAGE_STORE", str(tmp_path))
+    client = TestClient(app)
+    form = client.post("/files", files={"file": ("a.png", image_path.read_bytes(), "image/png")})
+    assert form.status_code == 500 and "extract-think[server]" in form.json()["detail"]
+    assert client.post("/files", content=image_path.read_bytes(), headers={"content-type": "image/png"}).is_success
+
+
+def test_a_misconfigured_cap_is_named(monkeypatch, tmp_path, image_path):
+    from starlette.testclient import TestClient
+
+    from graphs.uploads import app
+
+    monkeypatch.setenv("XTHINK_IMAGE_STORE", str(tmp_path))
+    monkeypatch.setenv("XTHINK_MAX_IMAGE_BYTES", "lots")
+    answer = TestClient(app).post("/files", content=image_path.read_bytes(), headers={"content-type": "image/png"})
+    assert answer.status_code == 500 and "XTHINK_MAX_IMAGE_BYTES" in answer.json()["detail"]
