@@ -104,7 +104,10 @@ class ServerChat:
 
     def __init__(self, url: str, api_key: str | None = None, headers: dict | None = None,
                  assistant: str = "assistant", timeout: float = 600.0):
-        from langgraph_sdk import get_sync_client  # the `server` extra
+        try:
+            from langgraph_sdk import get_sync_client
+        except ImportError:
+            raise ImportError("ServerChat needs langgraph-sdk: pip install 'extract-think[server]'") from None
 
         self.url, self.assistant = url, assistant
         self._auth = (api_key, headers)
@@ -117,9 +120,15 @@ class ServerChat:
         blocks += [upload_image(self.url, path, *self._auth).block() for path in images]
         thread = thread_uuid(thread_id)
         context = {**(settings or AskOptions()).as_dict(), "mode": mode}
-        self._client.threads.create(thread_id=thread, if_exists="do_nothing")
-        values = self._client.runs.wait(thread, self.assistant, context=context,
-                                        input={"messages": [{"role": "user", "content": blocks}]})  # fmt: skip
+        try:
+            self._client.threads.create(thread_id=thread, if_exists="do_nothing")
+            values = self._client.runs.wait(thread, self.assistant, context=context, raise_error=False,
+                                            input={"messages": [{"role": "user", "content": blocks}]})  # fmt: skip
+        except httpx.HTTPError as exc:
+            raise ServerError(f"the server at {self.url} failed the turn ({type(exc).__name__}: {exc})") from None
+        if isinstance(values, dict) and isinstance(values.get("__error__"), dict):
+            error = values["__error__"]
+            raise ServerError(f"the server's run failed: {error.get('error')}: {error.get('message')}")
         return _turn(values, thread_id)
 
 

@@ -281,6 +281,19 @@ def test_client_errors_are_one_line(image_path, tmp_path):
         upload_image(f"http://127.0.0.1:{free_port()}", image_path)
 
 
+def test_server_chat_failures_are_one_line(server, image_path):
+    url, _ = server
+    over_cap = AskOptions(max_extractions=1000, greedy=True)
+    with pytest.raises(ServerError, match=r"the server's run failed: .*max_extractions"):
+        ServerChat(url).chat("What colour?", [image_path], thread_id="over-cap", settings=over_cap)
+    no_image = ServerChat(url).chat("And now?", thread_id="no-image-yet")
+    assert "no image in the conversation" in no_image.error and no_image.result is None
+    with pytest.raises(ServerError, match=r"could not upload .* \(ConnectError"):
+        ServerChat(f"http://127.0.0.1:{free_port()}").chat("What colour?", [image_path])
+    with pytest.raises(ServerError, match=r"the server at .* failed the turn \(ConnectError"):
+        ServerChat(f"http://127.0.0.1:{free_port()}").chat("What colour?")
+
+
 def test_thread_names_map_to_stable_uuids():
     assert thread_uuid("demo") == thread_uuid("demo") != thread_uuid("demo2")
     same = "6f1c1e36-8f1e-4c52-9d4c-3f0b0d6c1a11"
