@@ -78,17 +78,30 @@ def _thread(db: str, thread: str | None, out: Path) -> Path:
     except (threads.ThreadError, InputError, ImageInputError) as exc:
         _fail(str(exc))
     except Exception as exc:  # a driver's own error (a server down, a login refused): one line, never a traceback
-        _fail(f"cannot open '{threads.shown(db)}': {_first_line(exc)}", EXIT_STORE)
+        _fail(_store_failure("cannot open", db, exc), EXIT_STORE)
     try:  # (typer.Exit is an Exception too: fail only outside this block)
         turns = threads.read_thread(checkpointer, thread) if thread is not None else None
         listing = threads.named_threads(checkpointer) if thread is None else ""
     except threads.ThreadError as exc:
         turns, listing = None, f"in '{threads.shown(db)}': {exc}"
     except Exception as exc:
-        _fail(f"cannot read '{threads.shown(db)}': {_first_line(exc)}", EXIT_STORE)
+        _fail(_store_failure("cannot read", db, exc), EXIT_STORE)
+    finally:
+        threads.close(checkpointer)
     if turns is None:
         _fail(listing if thread is not None else f"pass --thread NAME; '{threads.shown(db)}': {listing}")
     return write_thread_page(f"thread {thread}", turns, store, out)
+
+
+def _store_failure(what: str, db: str, exc: Exception) -> str:
+    """One line for a database that failed: the store's own message when the conversation module has one
+    (ConversationStoreError, from the full open_checkpointer), else the driver's first line."""
+    from graphs import conversation, threads
+
+    ours = getattr(conversation, "ConversationStoreError", None)
+    if ours is not None and isinstance(exc, ours):
+        return str(exc)
+    return f"{what} '{threads.shown(db)}': {_first_line(exc)}"
 
 
 def _first_line(exc: Exception) -> str:

@@ -20,7 +20,7 @@ from agent.trace import Result
 from evals.viewer_data import ThreadTurn
 
 MAX_THREADS_LISTED = 50  # an error naming a database's threads lists at most this many
-SCAN_CHECKPOINTS = 20_000  # a database without SQL access is scanned this far back for thread names
+SCAN_CHECKPOINTS = 5_000  # a database without SQL access is scanned this far back for thread names
 
 
 class ThreadError(ValueError):
@@ -56,6 +56,14 @@ def check_sqlite_file(path: Path) -> None:
         raise ThreadError(f"'{path}' is not a SQLite database ({exc})") from None
     if not found:
         raise ThreadError(f"'{path}' holds no conversations (no checkpoints table); pass a file from xthink chat --db")
+
+
+def close(checkpointer) -> None:
+    """Close what opening the database opened (a SQLite connection, a Postgres pool), so a reader leaves
+    no connection or pool thread behind."""
+    closer = getattr(getattr(checkpointer, "conn", None), "close", None)
+    if callable(closer):
+        closer()
 
 
 def thread_ids(checkpointer) -> list[str]:
