@@ -14,7 +14,7 @@ EXIT_INPUT, EXIT_STORE = 2, 3
 
 
 def view_command(
-    paths: list[Path] = typer.Argument(None, metavar="[PATH...]", help="a trace JSON (ask --trace-out), a run "
+    paths: list[Path] = typer.Argument(None, metavar="PATH", help="a trace JSON (ask --trace-out), a run "
                                        "folder, or two or more run folders to compare"),
     out: Path = typer.Option(None, "--out", "-o", help="the HTML file to write"),
     db: str = typer.Option(None, "--db", help="a conversation database: the SQLite file of xthink chat --db, or "

@@ -87,32 +87,39 @@ def named_threads(checkpointer) -> str:
 
 
 def read_thread(checkpointer, thread_id: str) -> list[ThreadTurn]:
-    """Every turn of a thread, oldest first; a last turn still paused (or stopped mid-run) comes as unfinished."""
+    """Every turn of a thread, oldest first; a last turn still paused (or stopped mid-run) comes as unfinished.
+
+    The history is walked newest first and only each turn's end is kept: one checkpoint's state in memory at a
+    time, however long the conversation."""
     from graphs import assistant
 
     graph = assistant.build().compile(checkpointer=checkpointer)
-    snapshots = list(graph.get_state_history({"configurable": {"thread_id": thread_id}}))[::-1]
-    if not snapshots:
+    turns, latest = [], None
+    for snapshot in graph.get_state_history({"configurable": {"thread_id": thread_id}}):
+        latest = latest or snapshot
+        if not snapshot.next and snapshot.metadata.get("source") == "loop":
+            turns.append(finished_turn(snapshot.values))
+    if latest is None:
         raise ThreadError(f"no thread '{thread_id}'; {named_threads(checkpointer)}")
-    turns = [finished_turn(s.values) for s in snapshots if not s.next and s.metadata.get("source") == "loop"]
-    if snapshots[-1].next:
-        turns.append(ThreadTurn(question=_question(snapshots[-1].values.get("messages", [])), reply="",
-                                status="unfinished"))  # fmt: skip
+    turns.reverse()
+    if latest.next:
+        turns.append(ThreadTurn(question=_question(latest.values.get("messages", [])), reply="", status="unfinished"))
     return turns
 
 
 def finished_turn(values: dict) -> ThreadTurn:
     """The turn whose last checkpoint holds these values: its question, reply, Result or error."""
     messages = values.get("messages", [])
-    reply = content_text(messages[-1].content) if messages and isinstance(messages[-1], AIMessage) else ""
+    replied = bool(messages) and isinstance(messages[-1], AIMessage)
     result, error = None, values.get("error")
     if values.get("result"):
         try:
             result = Result.model_validate(values["result"])
         except ValueError as exc:
             error = f"the turn's trace could not be read: {str(exc)[:200]}"
-    return ThreadTurn(question=_question(messages[:-1] if reply else messages), reply=reply, result=result,
-                      error=error, status="error" if error else "ok")  # fmt: skip
+    return ThreadTurn(question=_question(messages[:-1] if replied else messages),
+                      reply=content_text(messages[-1].content) if replied else "", result=result, error=error,
+                      status="error" if error else "ok")  # fmt: skip
 
 
 def _question(messages: list) -> str:
