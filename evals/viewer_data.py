@@ -265,15 +265,22 @@ class Images:
         self.used = 0
         self.confined, self.listed, self.store = confined, listed, store
         self._by_path: dict[str, tuple[str | None, str | None]] = {}
+        self._checked: dict[str, Path | str] = {}  # store pages: each path a thread names, checked (hashed) once
+        self._noted: set[str] = set()
 
     def add(self, path: str, roots: list[Path], benchmark: str, sample_id: str) -> tuple[str | None, str | None]:
         """(image id, None) when embedded, else (None, why it was not)."""
         if self.store is not None:
-            found = _store_file(path, self.store)
+            if path not in self._checked:
+                self._checked[path] = _store_file(path, self.store)
+            found = self._checked[path]
         else:
             found = _find_image(path, roots, benchmark, sample_id, self.confined)
         if isinstance(found, str):
-            self.page.notes.append(f"image {found}: {path}")
+            note = f"image {found}: {path}"
+            if note not in self._noted:  # a thread names its images again on every turn: one note each
+                self._noted.add(note)
+                self.page.notes.append(note)
             return None, found
         key = str(found.resolve())
         if key not in self._by_path:

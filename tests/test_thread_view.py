@@ -117,6 +117,8 @@ def test_images_only_from_the_image_store_with_matching_bytes(browser, conversat
     assert page.page.locator(".figure img").count() == 0
     assert page.page.inner_text("header .embedded") == "No image files embedded."
     assert "not in the image store" in page.page.locator(".not-embedded").first.inner_text()
+    notes = page.page.locator("#items > p.small").all_inner_texts()
+    assert len(notes) == 2 and all("not in the image store" in n for n in notes), "one note per image, not per turn"
     page.close()
     tampered = tmp_path / "store"
     shutil.copytree(conversation.store, tampered)
