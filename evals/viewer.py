@@ -1,4 +1,4 @@
-"""`xthink view`: one self-contained HTML page for an answer, a run, or runs side by side.
+"""`xthink view`: one self-contained HTML page for an answer, a conversation, a run, or runs side by side.
 
 The page is the template in `viewer_assets/` with its CSS, script and data inlined; a Content Security
 Policy forbids every network request, so what a reader sees is exactly what was written.
@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from evals.report import Report
-from evals.viewer_data import PageData, load_page
+from evals.viewer_data import PageData, ThreadTurn, load_page, thread_page
 
 
 # Inside <script>, the HTML parser looks for `</script` and also for `<!--` ... `<script`, which turns a
@@ -47,4 +47,12 @@ def write_page(paths: list[Path], out: Path, report: Report | None = None, plots
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(load_page(paths, report, plots_dir)), encoding="utf-8")
+    return out
+
+
+def write_thread_page(title: str, turns: list[ThreadTurn], store_root: Path, out: Path) -> Path:
+    """Render a conversation's turns (read from its checkpoints by graphs/threads.py) into `out`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(thread_page(title, turns, store_root)), encoding="utf-8")
     return out

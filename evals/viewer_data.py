@@ -9,12 +9,15 @@ full paper run (about 10,000 records) stays a page a browser opens in seconds.
 A page is a file people pass around, so what it embeds is bounded by what it was built from: a run folder's
 page embeds only files inside that run folder (a trace that names /etc/passwd or ~/private.jpg gets a
 placeholder saying why it was not embedded, never the file); a page for one trace embeds the images its
-answer used, wherever they are (the user named that trace), and lists those files in the page.
+answer used, wherever they are (the user named that trace), and lists those files in the page. A thread's
+page (a conversation read from a checkpoint database) embeds only files of the image store whose name is the
+sha256 of their bytes: a database is data anyone may have written, so a path it names is never trusted.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import re
@@ -27,11 +30,13 @@ from agent.trace import Result
 from evals.records import SampleRecord
 from evals.report import Report, build_report, run_records
 from evals.store import safe_name
+from tools.image_store import STORE_FILE
 
 IMAGE_SIDE = 768  # longest side of an embedded image, in pixels
 IMAGE_BYTES = 120_000  # at most this many JPEG bytes per image (smaller sides and lower quality until it fits)
 PAGE_IMAGE_BYTES = 60_000_000  # all images of one page together; past it the per-image cap shrinks
 THINKING_CHARS = 6000  # thinking longer than this is clipped in the page (the trace file keeps it whole)
+MAX_TURNS = 500  # a thread's page shows at most its last MAX_TURNS turns (and says so)
 
 
 class ViewError(ValueError):
@@ -51,7 +56,7 @@ class PageData:
     images: dict[str, str] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    embedded: list[str] = field(default_factory=list)  # answer pages: the files whose pixels the page holds
+    embedded: list[str] = field(default_factory=list)  # answer/thread pages: the files whose pixels the page holds
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, separators=(",", ":"), default=str)
@@ -98,6 +103,38 @@ def _answer_result(result: Result, trace_id: str) -> dict:
             "seconds": round(result.seconds, 2), "budget_spent": result.budget_spent,
             "tool_errors": sum(len(s.tool_errors) for s in reasons) + sum(
                 1 for s in result.steps if s.kind == "extract" and s.error), "trace": trace_id}
+
+
+@dataclass(frozen=True)
+class ThreadTurn:
+    """One turn of a conversation as its checkpoints hold it: what the user wrote, what the assistant replied,
+    and the turn's Result (None when the input could not be used or the turn has not finished)."""
+
+    question: str
+    reply: str
+    result: Result | None = None
+    error: str | None = None
+    status: str = "ok"  # ok | error (the input was refused) | unfinished (paused, or stopped mid-turn)
+
+
+def thread_page(title: str, turns: list[ThreadTurn], store_root: Path) -> PageData:
+    """One card per turn, each with its trace and its images (only files of the image store at `store_root`)."""
+    page = PageData(mode="thread", title=title, runs=[""])
+    if len(turns) > MAX_TURNS:
+        page.notes.append(f"showing the last {MAX_TURNS} of {len(turns)} turns")
+    shown = list(enumerate(turns, 1))[-MAX_TURNS:]
+    page.regimes = sorted({t.result.mode for _, t in shown if t.result}, key=_regime_order)
+    images = Images(page, budget_images=len({i.path for _, t in shown if t.result for i in t.result.images}),
+                    listed=True, store=Path(store_root))
+    for number, turn in shown:
+        item = _item(f"turn/{number}", "", f"turn {number}", "", turn.result, images, [])
+        item.update(question=turn.question, reply=turn.reply, error=turn.error, status=turn.status)
+        if turn.result is not None:
+            trace_id = f"t{len(page.traces)}"
+            page.traces[trace_id] = slim_trace(turn.result)
+            item["results"] = {f"|{turn.result.mode}": _answer_result(turn.result, trace_id)}
+        page.items.append(item)
+    return page
 
 
 def run_page(run_dirs: list[Path], report: Report | None = None, plots_dir: Path | None = None) -> PageData:
@@ -217,21 +254,33 @@ class Images:
     """Embeds each image once, as a downscaled JPEG data URI, within the per-image and per-page caps.
 
     `confined`: only files inside the folders the page is built from (a run page); `listed`: record every
-    embedded file's path in the page (an answer page, whose trace may name files anywhere).
+    embedded file's path in the page (an answer page, whose trace may name files anywhere); `store`: only
+    content-addressed files of this image store (a thread page, whose paths come from a database).
     """
 
-    def __init__(self, page: PageData, budget_images: int, confined: bool = False, listed: bool = False):
+    def __init__(self, page: PageData, budget_images: int, confined: bool = False, listed: bool = False,
+                 store: Path | None = None):
         self.page = page
         self.cap = max(8_000, min(IMAGE_BYTES, PAGE_IMAGE_BYTES // max(budget_images, 1)))
         self.used = 0
-        self.confined, self.listed = confined, listed
+        self.confined, self.listed, self.store = confined, listed, store
         self._by_path: dict[str, tuple[str | None, str | None]] = {}
+        self._checked: dict[str, Path | str] = {}  # store pages: each path a thread names, checked (hashed) once
+        self._noted: set[str] = set()
 
     def add(self, path: str, roots: list[Path], benchmark: str, sample_id: str) -> tuple[str | None, str | None]:
         """(image id, None) when embedded, else (None, why it was not)."""
-        found = _find_image(path, roots, benchmark, sample_id, self.confined)
+        if self.store is not None:
+            if path not in self._checked:
+                self._checked[path] = _store_file(path, self.store)
+            found = self._checked[path]
+        else:
+            found = _find_image(path, roots, benchmark, sample_id, self.confined)
         if isinstance(found, str):
-            self.page.notes.append(f"image {found}: {path}")
+            note = f"image {found}: {path}"
+            if note not in self._noted:  # a thread names its images again on every turn: one note each
+                self._noted.add(note)
+                self.page.notes.append(note)
             return None, found
         key = str(found.resolve())
         if key not in self._by_path:
@@ -265,6 +314,20 @@ def _find_image(path: str, roots: list[Path], benchmark: str, sample_id: str, co
         return existing[0]
     inside = [c for c in existing if any(c.resolve().is_relative_to(r.resolve()) for r in roots)]
     return inside[0] if inside else "outside the run folder, not embedded"
+
+
+def _store_file(path: str, store: Path) -> Path | str:
+    """The image store's file for a path a database names, or why it is not one: it must sit directly in the
+    store, be named `<sha256>.<ext>`, and hold exactly the bytes its name says (no symlink or other file)."""
+    candidate = Path(path)
+    if not STORE_FILE.fullmatch(candidate.name):
+        return "not an image store file, not embedded"
+    inside = Path(store) / candidate.name
+    if candidate.parent.resolve() != Path(store).resolve() or inside.is_symlink() or not inside.is_file():
+        return f"not in the image store {store} (set XTHINK_IMAGE_STORE as when chatting), not embedded"
+    if hashlib.sha256(inside.read_bytes()).hexdigest() != candidate.name.split(".")[0]:
+        return "its bytes do not match its name in the image store, not embedded"
+    return inside
 
 
 def encode_image(path: Path, cap: int) -> str | None:

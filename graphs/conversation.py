@@ -140,3 +140,13 @@ def finish_turn(values: dict, thread_id: str, paused: dict | None) -> ChatTurn:
         reasoning=(last.additional_kwargs.get("reasoning_content", "") if last else ""),
         result=Result.model_validate(result) if result else None,
     )  # fmt: skip
+
+
+# --- open_checkpointer: MINIMAL STAND-IN (i18-threadview), SQLite paths only. ---------------------------------
+# The Postgres part of issue 18 adds the full version (postgresql:// URLs too) in this same place: on merge,
+# its version replaces this block whole.
+def open_checkpointer(spec: str | Path):
+    """The checkpointer a `--db` value names: a SQLite file path (postgresql:// URLs: the [postgres] part)."""
+    if str(spec).startswith(("postgresql://", "postgres://")):
+        raise InputError("postgresql:// URLs need the Postgres checkpointer, which this build does not have yet")
+    return sqlite_checkpointer(spec)

@@ -39,14 +39,16 @@
     columns.sort((a, b) => { const x = order(a), y = order(b); return x[0] - y[0] || x[1] - y[1]; });
     const header = document.querySelector("header");
     header.append(el("h1", { text: DATA.title || "trace" }),
-      el("span", { class: "meta", text: DATA.mode === "answer" ? "one answer" :
+      el("span", { class: "meta", text: DATA.mode === "answer" ? "one answer" : DATA.mode === "thread" ? plural(DATA.items.length, "turn") :
         `${DATA.items.length} items · ${columns.length} ${DATA.mode === "compare" ? "run/regime columns" : "regimes"}` }));
-    if (DATA.mode === "answer") {
+    if (DATA.mode === "answer" || DATA.mode === "thread") {
       // A trace may name image files anywhere: say which files this page holds the pixels of.
       const files = DATA.embedded || [];
       header.append(el("p", { class: "small embedded", text: files.length ? "Images embedded from: " + files.join(", ")
         : "No image files embedded." }));
-      document.body.classList.add("answer"); openItem(0); return;
+      document.body.classList.add("answer");
+      if (DATA.mode === "thread") renderThread(); else openItem(0);
+      return;
     }
     const tabs = el("nav", { class: "tabs" });
     for (const name of ["Summary", "Items"]) {
@@ -205,6 +207,25 @@
     else if (event.key === "Escape") closeItem();
     else return;
     event.preventDefault();
+  }
+
+  // ---- a conversation: one card per turn, its question, reply and trace -----------------------------------
+  function renderThread() {
+    const root = document.getElementById("items");
+    for (const note of DATA.notes || []) root.append(el("p", { class: "small", text: "Note: " + note }));
+    if (!DATA.items.length) root.append(el("p", { class: "empty", text: "This thread has no turns yet." }));
+    DATA.items.forEach((item, index) => {
+      const status = item.status === "error" ? el("span", { class: "pill bad", text: "input refused" })
+        : item.status === "unfinished" ? el("span", { class: "pill warn", text: "unfinished (paused or stopped)" }) : null;
+      const card = el("section", { class: "card turn", "data-turn": index + 1 },
+        el("div", { class: "detail-head" }, el("h2", { text: `Turn ${index + 1}` }), status),
+        el("div", { class: "question", text: item.question || "(no question text)" }),
+        item.reply ? el("div", { class: "reply" }, el("span", { class: "small", text: "assistant: " }), el("pre", { text: item.reply })) : null,
+        item.error ? el("p", { class: "refused", text: "error: " + item.error }) : null);
+      const cols = columns.filter((c) => item.results[c]);
+      if (cols.length) card.append(el("div", { class: "columns" }, cols.map((c) => traceColumn(item, c, item.results[c]))));
+      root.append(card);
+    });
   }
 
   // ---- one item: every column's trace side by side ------------------------------------------------------
