@@ -162,6 +162,8 @@ def test_assistant_python_and_chat_examples(workdir):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.count("assistant>") == 2 and (workdir / "tiny" / "chat_trace.json").exists()
+    page = (workdir / "tiny" / "thread.html").read_text()
+    assert "What colour is the square?" in page and "And its shape?" in page, "both turns of the thread"
 
 
 def test_serve_example_with_the_openai_client(workdir):
@@ -184,6 +186,8 @@ def test_langgraph_server_example(workdir):
         _wait_for("http://127.0.0.1:8123/ok", server)
         out = _python(next(b for b in blocks("python") if "langgraph_sdk" in b), workdir)
         assert re.search(r" \d+\n", out) and re.search(r"^updates \['ingest'\]$", out, re.MULTILINE), out
+        out = _python(next(b for b in blocks("python") if "ServerChat(" in b), workdir)
+        assert len(out.strip().splitlines()) >= 2, out
     finally:
         _stop(server)
 
