@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ POOL_MAX = 4
 CONNECT_TIMEOUT = 5
 # Any number, the same in every process: serialises the table creation of workers that start together.
 SETUP_LOCK = 0x7874_6869_6E6B
+# Seconds a worker waits for another to finish creating the tables (it takes well under one).
+SETUP_WAIT = 60
 
 
 class ConversationStoreError(RuntimeError):
@@ -126,11 +129,17 @@ def _postgres_modules():
 
 def _setup_tables(conn, saver_class) -> None:
     """`setup()` under an advisory lock: two workers starting on an empty database would otherwise both
-    create the tables and one would fail."""
+    create the tables and one would fail. The lock is polled, not waited for: a session blocked in
+    `pg_advisory_lock` holds a transaction open, which the holder's CREATE INDEX CONCURRENTLY waits on
+    (a deadlock)."""
     from psycopg.rows import dict_row
 
     conn.row_factory = dict_row
-    conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+    deadline = time.monotonic() + SETUP_WAIT
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (SETUP_LOCK,)).fetchone()["got"]:
+        if time.monotonic() > deadline:
+            raise ConversationStoreError(f"another process held the table set-up lock for over {SETUP_WAIT}s")
+        time.sleep(0.1)
     try:
         saver_class(conn, serde=serializer()).setup()
     finally:

@@ -102,6 +102,7 @@ def image_store(tmp_path, monkeypatch):
 
 
 # A separate process holding one conversation turn (or two): the tiny models, the reasoner forced by script.
+# With `wait_for`, processes meet before opening the store, so they create its tables and run their turns at once.
 CHILD = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
@@ -111,10 +112,10 @@ CHILD = textwrap.dedent("""
     job = json.loads(sys.argv[1])
     script = Script(*job["script"])
     reasoner = TransformersReasoner(job["reasoner"], extra_logits_processors=script)
-    agent = ExtractThink(reasoner=reasoner, perceiver=job["perceiver"], device="cpu", checkpointer=job["db"])
     Path(job["ready"]).touch()
     while not all(Path(p).exists() for p in job["wait_for"]):
-        time.sleep(0.05)
+        time.sleep(0.01)
+    agent = ExtractThink(reasoner=reasoner, perceiver=job["perceiver"], device="cpu", checkpointer=job["db"])
     fast = AskOptions(greedy=True, perceiver_max_new_tokens=8, max_extractions=2)
     for message in job["messages"]:
         images = job["images"] if message == job["messages"][0] else []
@@ -166,6 +167,7 @@ def test_two_processes_continue_one_thread_in_turn(pg, tiny, image_path, tmp_pat
     first = subprocess.run(cli, input="What colour is the square?\n", env=env, check=False, capture_output=True, text=True,
                            timeout=600, cwd=ROOT)
     assert first.returncode == 0 and "assistant>" in first.stdout, first.stderr[-2000:]
+    assert "Traceback" not in first.stderr and "psycopg" not in first.stderr
     [turn] = finished(child(tiny, tmp_path, "b", db, "shared", ["And the background?"], ["Answer: white"]))
     assert turn["error"] is None and turn["reply"] == "Answer: white"
     users = [content for role, content in turn["seen"] if role == "user"]
@@ -264,7 +266,6 @@ def test_server_stopped_mid_turn_fails_that_turn_and_keeps_the_earlier_ones(pg, 
     [failure] = failures
     assert isinstance(failure, ConversationStoreError), repr(failure)
     message = str(failure)
-    print(message)
     assert "\n" not in message and f"127.0.0.1:{pg.port}/mid_turn" in message and "not saved" in message
     assert PASSWORD not in message
     kept = texts(thread_messages(db, "t"))
