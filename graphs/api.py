@@ -30,6 +30,7 @@ from graphs.conversation import (
     Token,
     TurnSettings,
     memory_checkpointer,
+    open_checkpointer,
     run_turn,
     user_message,
 )
@@ -54,12 +55,13 @@ class ExtractThink:
         """`engine` sets batching, KV-cache sizes, HTTP in-flight caps and vLLM memory shares. Models named by
         string come from the process-wide registry: two ExtractThinks (or a server's runs) naming the same
         model share one backend, its batches and its caches. `checkpointer` keeps conversations (`chat`):
-        in memory by default, `sqlite_checkpointer(path)` to keep them on disk."""
+        in memory by default; a SQLite path or a `postgresql://` URL (opened here, so a store that cannot be
+        used raises ConversationStoreError now, not at the first turn), or a LangGraph checkpointer object."""
         placement = Placement(device=device, dtype=dtype)
         engine = engine or EngineOptions()
         self.reasoner = shared_reasoner(reasoner, placement, engine) if isinstance(reasoner, str) else reasoner
         self.perceiver = shared_perceiver(perceiver, placement, engine) if isinstance(perceiver, str) else perceiver
-        self.checkpointer = checkpointer
+        self.checkpointer = open_checkpointer(checkpointer) if isinstance(checkpointer, (str, Path)) else checkpointer
         self._graph = None
         self._turns: dict[str, TurnSettings] = {}
 

@@ -2,11 +2,13 @@
 
 Lines starting with `/` are commands: `/image PATH` adds an image to the next message, `/mode NAME`
 switches the regime, `/trace PATH` saves the last turn's Result JSON, `/quit` ends. `--thread NAME --db FILE`
-keeps the conversation in a SQLite file, so the same command later continues it.
+keeps the conversation in a SQLite file, so the same command later continues it; `--db postgresql://...` keeps
+it in a PostgreSQL database that several processes (or machines) share.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -30,14 +32,14 @@ def chat_command(
     pair: str | None = typer.Option(None, help="the paper's pair: small or large"),
     mode: str = typer.Option("iterative", "--mode", "-m", help="iterative | extract | caption | direct"),
     thread: str = typer.Option("default", "--thread", help="conversation name (with --db, to continue it later)"),
-    db: Path | None = typer.Option(None, "--db", help="SQLite file that keeps conversations"),
+    db: str | None = typer.Option(None, "--db", help="SQLite file or postgresql:// URL that keeps conversations"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
     settings=None,  # AskOptions from the generation-setting flags (graphs/cli_settings.py), for every turn
 ) -> None:
     """Talk about images: follow-up questions reuse what the reasoner already saw."""
     from graphs.api import ExtractThink, InputError, resolve_models
-    from graphs.conversation import sqlite_checkpointer
+    from graphs.conversation import ConversationStoreError, open_checkpointer
     from tools.backends.loading import quiet_transformers
 
     if mode not in MODES:
@@ -48,7 +50,11 @@ def chat_command(
     except InputError as exc:
         fail(str(exc), EXIT_INPUT)
     quiet_transformers()
-    checkpointer = sqlite_checkpointer(db) if db else None
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # its reconnect attempts: our one line says it
+    try:
+        checkpointer = open_checkpointer(db) if db else None
+    except ConversationStoreError as exc:
+        fail(str(exc), EXIT_MODEL)
     agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype, checkpointer=checkpointer)
     Session(agent, thread, mode, settings, [str(p) for p in images or []]).run()
 
@@ -120,7 +126,7 @@ class Session:
 
     def _turn(self, message: str) -> None:
         from agent.settings import InputError
-        from graphs.conversation import ChatTurn, Token
+        from graphs.conversation import ChatTurn, ConversationStoreError, Token
         from graphs.render import print_step
         from tools.backends.http_client import EndpointError
         from tools.backends.loading import ModelLoadError
@@ -137,7 +143,7 @@ class Session:
         except (InputError, ImageError) as exc:
             self.out.print(f"[red]{escape(str(exc))}[/]")
             return
-        except ModelLoadError as exc:
+        except (ModelLoadError, ConversationStoreError) as exc:
             fail(str(exc), EXIT_MODEL)
         except EndpointError as exc:
             fail(f"model server failed: {exc}", EXIT_SERVER)

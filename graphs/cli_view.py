@@ -67,14 +67,14 @@ def _thread(db: str, thread: str | None, out: Path) -> Path:
     from agent.settings import InputError
     from evals.viewer import write_thread_page
     from graphs import threads
-    from graphs.conversation import open_checkpointer
+    from graphs.conversation import close_checkpointer, open_checkpointer
     from tools.image_inputs import ImageInputError, ImagePolicy
 
     try:
         store = ImagePolicy.from_env().store.root
         if not threads.is_url(db):
             threads.check_sqlite_file(Path(db))
-        checkpointer = open_checkpointer(db)
+        checkpointer = open_checkpointer(db, create=False)
     except (threads.ThreadError, InputError, ImageInputError) as exc:
         _fail(str(exc))
     except Exception as exc:  # a driver's own error (a server down, a login refused): one line, never a traceback
@@ -87,19 +87,19 @@ def _thread(db: str, thread: str | None, out: Path) -> Path:
     except Exception as exc:
         _fail(_store_failure("cannot read", db, exc), EXIT_STORE)
     finally:
-        threads.close(checkpointer)
+        close_checkpointer(checkpointer)
     if turns is None:
         _fail(listing if thread is not None else f"pass --thread NAME; '{threads.shown(db)}': {listing}")
     return write_thread_page(f"thread {thread}", turns, store, out)
 
 
 def _store_failure(what: str, db: str, exc: Exception) -> str:
-    """One line for a database that failed: the store's own message when the conversation module has one
-    (ConversationStoreError, from the full open_checkpointer), else the driver's first line."""
-    from graphs import conversation, threads
+    """One line for a database that failed: the store's own message (ConversationStoreError), else the
+    driver's first line."""
+    from graphs import threads
+    from graphs.conversation import ConversationStoreError
 
-    ours = getattr(conversation, "ConversationStoreError", None)
-    if ours is not None and isinstance(exc, ours):
+    if isinstance(exc, ConversationStoreError):
         return str(exc)
     return f"{what} '{threads.shown(db)}': {_first_line(exc)}"
 

@@ -58,14 +58,6 @@ def check_sqlite_file(path: Path) -> None:
         raise ThreadError(f"'{path}' holds no conversations (no checkpoints table); pass a file from xthink chat --db")
 
 
-def close(checkpointer) -> None:
-    """Close what opening the database opened (a SQLite connection, a Postgres pool), so a reader leaves
-    no connection or pool thread behind."""
-    closer = getattr(getattr(checkpointer, "conn", None), "close", None)
-    if callable(closer):
-        closer()
-
-
 def thread_ids(checkpointer) -> list[str]:
     """The names of the threads a database holds, sorted (SQL on SQLite; other savers: their newest
     SCAN_CHECKPOINTS checkpoints)."""
