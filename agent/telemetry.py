@@ -24,8 +24,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from contextvars import ContextVar
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
@@ -104,11 +104,11 @@ def _tracer(url: str):
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
-        raise TelemetryError(
-            "OpenTelemetry export needs the otel extra: pip install 'extract-think[otel]'"
-        ) from None
+        raise TelemetryError("OpenTelemetry export needs the otel extra: pip install 'extract-think[otel]'") from None
     # Phoenix files spans under the resource's project: ours get their own project rather than "default".
-    provider = TracerProvider(resource=Resource.create({"service.name": PROJECT, "openinference.project.name": PROJECT}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": PROJECT, "openinference.project.name": PROJECT})
+    )
     exporter = _LogOnce(OTLPSpanExporter(endpoint=url, timeout=EXPORT_TIMEOUT_S), url)
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=2048))
     logging.getLogger(_OTLP_LOGGER).addFilter(_Silenced())
@@ -407,8 +407,12 @@ def _perceiver_span(parent, model: str | None, step, start: int, end: int) -> No
 
 
 def _tokens(prompt: int, completion: int, cached: int, reasoning: int | None = None) -> dict:
-    counts = {"llm.token_count.prompt": prompt, "llm.token_count.completion": completion,
-              "llm.token_count.total": prompt + completion, "llm.token_count.prompt_details.cache_read": cached}
+    counts = {
+        "llm.token_count.prompt": prompt,
+        "llm.token_count.completion": completion,
+        "llm.token_count.total": prompt + completion,
+        "llm.token_count.prompt_details.cache_read": cached,
+    }
     if reasoning is not None:
         counts["llm.token_count.completion_details.reasoning"] = reasoning
     return counts

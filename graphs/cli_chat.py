@@ -15,8 +15,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.trace import MODES
-from graphs.cli_common import (EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, check_image_settings, fail, is_trace, otel_option,
-                               start_telemetry)
+from graphs.cli_common import (
+    EXIT_INPUT,
+    EXIT_MODEL,
+    EXIT_SERVER,
+    check_image_settings,
+    fail,
+    is_trace,
+    otel_option,
+    start_telemetry,
+)
 from graphs.cli_settings import with_settings
 from tools.folders import NotOurFolderError, claim_file
 

@@ -282,3 +282,56 @@ def test_phoenix_shows_our_trace(traced, phoenix, tmp_path):
         page.screenshot(path=str(target))
         browser.close()
     assert target.stat().st_size > 10_000
+
+
+def test_eval_runs_one_trace_per_sample_with_its_id_and_regime(tiny, phoenix, traced, tmp_path):
+    from evals.runner import BenchSpec, EvalPlan
+    from evals.store import RunStore, read_records
+    from evals.synthetic import mmstar_rows, write_parquet
+    from graphs import eval as eval_graph
+    from tests.scripted import Constant
+
+    before = {s["context"]["trace_id"] for s in spans_of(phoenix)}
+    bench = write_parquet(mmstar_rows(), tmp_path / "mmstar.parquet")
+    plan = EvalPlan(benches=[BenchSpec("mmstar", str(bench))], modes=["iterative", "direct"], out=tmp_path / "run",
+                    reasoner=str(tiny.reasoner), perceiver=str(tiny.perceivers["llava_onevision"]), limit=2,
+                    concurrency=2, settings=AskOptions(greedy=True, max_new_tokens=16, thinking_budget=8,
+                                                       perceiver_max_new_tokens=8))  # fmt: skip
+    reasoner = TransformersReasoner(str(tiny.reasoner), extra_logits_processors=Constant("Answer: A"))
+    agent = ExtractThink(reasoner=reasoner, perceiver=plan.perceiver, device="cpu")
+    ctx = eval_graph.EvalContext(plan=plan, store=RunStore(plan.out), agent=agent)
+    assert telemetry.configure(phoenix)
+    try:
+        eval_graph.graph.invoke({}, context=ctx, config={"recursion_limit": eval_graph.RECURSION_LIMIT,
+                                                          "max_concurrency": 2})  # fmt: skip
+    finally:
+        telemetry.shutdown()
+    records = read_records(plan.out)
+    assert len(records) == 4
+    spans = spans_of(phoenix, before, expect=len(records) + 1)  # the samples, and the eval graph's own run
+    samples = {(attrs(s).get("xthink.sample_id"), attrs(s).get("xthink.regime")): s for s in spans
+               if not s.get("parent_id") and s["name"] == "sample"}  # fmt: skip
+    assert set(samples) == {(r.sample_id, r.regime) for r in records}
+    for (_, regime), root in samples.items():
+        trace = [s for s in spans if s["context"]["trace_id"] == root["context"]["trace_id"]]
+        runs = [s for s in trace if s.get("parent_id") == root["context"]["span_id"]]
+        assert [attrs(r)["xthink.mode"] for r in runs] == [regime]
+    assert len({s["context"]["trace_id"] for s in spans}) == len(records) + 1
+
+
+def test_a_chat_turn_is_traced_with_its_result(tiny, image_path, phoenix, traced, tmp_path, monkeypatch):
+    monkeypatch.setenv("XTHINK_IMAGE_STORE", str(tmp_path / "store"))
+    before = {s["context"]["trace_id"] for s in spans_of(phoenix)}
+    agent = scripted_agent(tiny)
+    assert telemetry.configure(phoenix)
+    try:
+        turn = agent.chat(QUESTION, [image_path], thread_id="otel", settings=FAST)
+    finally:
+        telemetry.shutdown()
+    spans = spans_of(phoenix, before)
+    root = next(s for s in spans if not s.get("parent_id"))
+    assert attrs(root)["input.value"] == QUESTION
+    assert (attrs(root)["xthink.answer"], attrs(root)["xthink.extraction_calls"]) == (
+        turn.result.answer, turn.result.extraction_calls)
+    nodes = [s["name"] for s in by_start(spans) if s.get("parent_id") == root["context"]["span_id"]]
+    assert nodes[0] == "ingest" and nodes[-1] == "respond" and nodes.count("extract") == 2
