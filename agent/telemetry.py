@@ -16,6 +16,7 @@ as small thumbnails. `opentelemetry-sdk` is optional (the `[otel]` extra) and im
 
 from __future__ import annotations
 
+import atexit
 import base64
 import io
 import json
@@ -36,12 +37,14 @@ log = logging.getLogger(__name__)
 
 ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 IMAGES_ENV = "XTHINK_OTEL_IMAGES"
-EXPORT_TIMEOUT_S = 5.0  # one export attempt (retries included) gives up after this; it runs off the run's thread
+# One export (retries included) gives up after this. It runs off the run's thread; at exit, a dead collector
+# delays the process by at most this much (later batches are dropped at once, see _LogOnce).
+EXPORT_TIMEOUT_S = 2.0
 MAX_OPEN_SPANS = 4096  # runs that never end (a killed client) cannot grow the table without bound
 MAX_ATTRIBUTE_CHARS = 32_000  # Phoenix's own cap on a string attribute
 THUMBNAIL_PX = 128
 PROJECT = "extract-think"
-_OTLP_LOGGER = "opentelemetry.exporter.otlp.proto.http"
+_OTLP_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"  # the exporter and its HTTP client
 
 
 class TelemetryError(RuntimeError):
@@ -54,6 +57,8 @@ class _Setup:
     provider: Any = None
     endpoint: str | None = None
     images: bool = False
+    exporter: Any = None
+    atexit: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -86,6 +91,8 @@ def shutdown() -> None:
     """Send what is queued and stop tracing (tests; a process's exit does the same by itself)."""
     with _SETUP.lock:
         provider, _SETUP.tracer, _SETUP.provider = _SETUP.provider, None, None
+    if _SETUP.exporter is not None:
+        _SETUP.exporter.closing = True
     if provider is not None:
         provider.shutdown()
     _HANDLER.clear()
@@ -106,12 +113,17 @@ def _tracer(url: str):
     except ImportError:
         raise TelemetryError("OpenTelemetry export needs the otel extra: pip install 'extract-think[otel]'") from None
     # Phoenix files spans under the resource's project: ours get their own project rather than "default".
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": PROJECT, "openinference.project.name": PROJECT})
-    )
+    resource = Resource.create({"service.name": PROJECT, "openinference.project.name": PROJECT})
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # our atexit hook closes it
     exporter = _LogOnce(OTLPSpanExporter(endpoint=url, timeout=EXPORT_TIMEOUT_S), url)
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=2048))
-    logging.getLogger(_OTLP_LOGGER).addFilter(_Silenced())
+    _SETUP.exporter = exporter
+    quiet = logging.getLogger(_OTLP_LOGGER)
+    if not any(isinstance(f, _Silenced) for f in quiet.filters):
+        quiet.addFilter(_Silenced())
+    if not _SETUP.atexit:
+        atexit.register(shutdown)
+        _SETUP.atexit = True
     return provider.get_tracer("extract-think"), provider
 
 
@@ -127,10 +139,13 @@ class _LogOnce:
 
     def __init__(self, inner, url: str):
         self.inner, self.url, self.failing = inner, url, False
+        self.closing = False  # set at shutdown: a collector known to be down is not waited for again
 
     def export(self, spans):
         from opentelemetry.sdk.trace.export import SpanExportResult
 
+        if self.closing and self.failing:
+            return SpanExportResult.FAILURE
         try:
             result = self.inner.export(spans)
         except Exception:  # noqa: BLE001 - a broken collector must never reach the run

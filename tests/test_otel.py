@@ -277,7 +277,9 @@ def test_phoenix_shows_our_trace(traced, phoenix, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{phoenix}/projects/{project}/traces/{trace_id}")
         page.get_by_text("iterative run").first.wait_for(timeout=60_000)
-        page.get_by_text("extract").first.wait_for(timeout=30_000)
+        page.get_by_text("perceive").first.wait_for(timeout=30_000)
+        page.get_by_text("reason", exact=True).nth(3).click()  # the second reasoner call: messages, tool call
+        page.get_by_text("the edges of the square").first.wait_for(timeout=30_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(target))
         browser.close()
