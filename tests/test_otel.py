@@ -258,7 +258,7 @@ def test_a_dead_collector_changes_neither_answer_nor_time(tiny, image_path, trac
 
 def test_cli_refuses_an_endpoint_that_is_not_a_url(image_path):
     proc = subprocess.run([sys.executable, "-m", "graphs.cli", "ask", str(image_path), "What?",
-                           "--otel-endpoint", "localhost:6006"], capture_output=True, text=True, timeout=120)  # fmt: skip
+                           "--otel-endpoint", "localhost:6006"], capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert proc.returncode == 2
     assert "OTLP endpoint must be an http(s) URL" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -337,3 +337,21 @@ def test_a_chat_turn_is_traced_with_its_result(tiny, image_path, phoenix, traced
         turn.result.answer, turn.result.extraction_calls)
     nodes = [s["name"] for s in by_start(spans) if s.get("parent_id") == root["context"]["span_id"]]
     assert nodes[0] == "ingest" and nodes[-1] == "respond" and nodes.count("extract") == 2
+
+
+def test_cli_ask_exports_its_run_before_exiting(tiny, image_path, phoenix, traced):
+    """The process ends right after the answer: the queued spans must still reach the collector."""
+    before = {s["context"]["trace_id"] for s in spans_of(phoenix)}
+    cmd = [sys.executable, "-m", "graphs.cli", "ask", str(image_path), "Colour?", "-o", "red", "-o", "blue", "--json",
+           "--mode", "extract", "--reasoner", str(tiny.reasoner), "--perceiver", str(tiny.perceivers["llava_onevision"]),
+           "--greedy", "--max-new-tokens", "12", "--thinking-budget", "8", "--device", "cpu"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": phoenix}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    spans = spans_of(phoenix, before)
+    root = next(s for s in spans if not s.get("parent_id"))
+    assert (attrs(root)["xthink.mode"], attrs(root).get("xthink.answer")) == ("extract", result["answer"])
+    nodes = [s["name"] for s in by_start(spans) if s.get("parent_id") == root["context"]["span_id"]]
+    assert nodes == ["prepare", "observe", "perceive", "think"]
+    assert len([s for s in spans if kind(s) == "LLM"]) == len(result["steps"])
