@@ -58,6 +58,7 @@ class _Setup:
     endpoint: str | None = None
     images: bool = False
     exporter: Any = None
+    warned: bool = False
     atexit: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -79,6 +80,7 @@ def configure(endpoint: str | None = None) -> bool:
         _SETUP.tracer, _SETUP.provider = _tracer(_traces_url(url))
         _SETUP.endpoint = url
         _SETUP.images = os.environ.get(IMAGES_ENV, "") not in ("", "0", "false")
+        _SETUP.warned = False
         _register_handler()
     return True
 
@@ -465,12 +467,16 @@ def traced(ctx):
     """The context a node uses: with a reasoner that writes an LLM span per call while tracing is on."""
     if _SETUP.tracer is None:
         return ctx
-    node = _HANDLER.node_span(_current_run_id())
+    node = _guarded(_current_node)
     if node is not None and ctx.perceiver is not None:
         node.perceiver = ctx.perceiver.name
     if ctx.reasoner is None or isinstance(ctx.reasoner, TracedReasoner):
         return ctx
     return replace(ctx, reasoner=TracedReasoner(ctx.reasoner))
+
+
+def _current_node() -> _Open | None:
+    return _HANDLER.node_span(_current_run_id())
 
 
 def _current_run_id() -> UUID | None:
@@ -497,10 +503,7 @@ class TracedReasoner:
         tracer = _SETUP.tracer
         if tracer is None:
             return self.inner.reason(requests)
-        node = _HANDLER.node_span(_current_run_id())
-        context = _in(node.span) if node is not None else None
-        spans = [tracer.start_span("reason", context=context, attributes=_request_attributes(self.inner.name, r))
-                 for r in requests]  # fmt: skip
+        spans = _guarded(self._open_spans, tracer, requests) or []
         try:
             outputs = self.inner.reason(requests)
         except BaseException as exc:
@@ -508,10 +511,31 @@ class TracedReasoner:
                 _fail(span, exc)
                 span.end()
             raise
-        for span, output in zip(spans, outputs):
-            span.set_attributes(_output_attributes(output))
-            span.end()
+        _guarded(_close_spans, spans, outputs)
         return outputs
+
+    def _open_spans(self, tracer, requests) -> list:
+        node = _current_node()
+        context = _in(node.span) if node is not None else None
+        return [tracer.start_span("reason", context=context, attributes=_request_attributes(self.inner.name, r))
+                for r in requests]  # fmt: skip
+
+
+def _close_spans(spans: list, outputs: list) -> None:
+    for span, output in zip(spans, outputs):
+        span.set_attributes(_output_attributes(output))
+        span.end()
+
+
+def _guarded(fn, *args):
+    """Telemetry inside a node never fails the run: a bug here costs the spans, logged once."""
+    try:
+        return fn(*args)
+    except Exception:
+        if not _SETUP.warned:
+            _SETUP.warned = True
+            log.warning("OpenTelemetry: could not record a model span", exc_info=True)
+        return None
 
 
 def _request_attributes(model: str, request) -> dict:

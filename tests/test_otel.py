@@ -355,3 +355,17 @@ def test_cli_ask_exports_its_run_before_exiting(tiny, image_path, phoenix, trace
     nodes = [s["name"] for s in by_start(spans) if s.get("parent_id") == root["context"]["span_id"]]
     assert nodes == ["prepare", "observe", "perceive", "think"]
     assert len([s for s in spans if kind(s) == "LLM"]) == len(result["steps"])
+
+
+def test_a_telemetry_bug_costs_the_spans_not_the_run(tiny, image_path, monkeypatch, caplog):
+    def broken(*args):
+        raise ValueError("an attribute we cannot encode")
+
+    monkeypatch.setattr(telemetry, "_request_attributes", broken)
+    assert telemetry.configure(f"http://127.0.0.1:{free_port()}")
+    try:
+        result = scripted_agent(tiny).ask(QUESTION, [image_path], ["red", "blue"], settings=FAST)
+    finally:
+        telemetry.shutdown()
+    assert (result.answer, result.extraction_calls) == ("A", 2)
+    assert sum("could not record a model span" in r.getMessage() for r in caplog.records) == 1  # once, not per call
