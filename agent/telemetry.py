@@ -9,6 +9,7 @@ endpoint. Three hook points, none inside a backend:
   nodes: one place for every backend, with the exact messages the model was sent;
 - extraction spans (kind TOOL, with the perceiver's LLM span inside) are written from the ExtractSteps a node
   returns: the trace steps already carry every field, so no extraction code knows about telemetry.
+The attribute names (OpenInference) are built in agent/openinference.py.
 Spans leave through a BatchSpanProcessor: a run never waits for the collector, and a collector that is down
 costs one logged line, not a failed or slower run. Images are exported only with XTHINK_OTEL_IMAGES=1, and then
 as small thumbnails. `opentelemetry-sdk` is optional (the `[otel]` extra) and imported only when enabled.
@@ -17,9 +18,6 @@ as small thumbnails. `opentelemetry-sdk` is optional (the `[otel]` extra) and im
 from __future__ import annotations
 
 import atexit
-import base64
-import io
-import json
 import logging
 import os
 import threading
@@ -33,6 +31,8 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
+from agent import openinference as oi
+
 log = logging.getLogger(__name__)
 
 ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -41,8 +41,6 @@ IMAGES_ENV = "XTHINK_OTEL_IMAGES"
 # delays the process by at most this much (later batches are dropped at once, see _LogOnce).
 EXPORT_TIMEOUT_S = 2.0
 MAX_OPEN_SPANS = 4096  # runs that never end (a killed client) cannot grow the table without bound
-MAX_ATTRIBUTE_CHARS = 32_000  # Phoenix's own cap on a string attribute
-THUMBNAIL_PX = 128
 PROJECT = "extract-think"
 _OTLP_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"  # the exporter and its HTTP client
 
@@ -265,7 +263,7 @@ class _Handler(BaseCallbackHandler):
     def _graph_span(self, tracer, name: str, inputs, context):
         from opentelemetry import context as otel_context
 
-        attributes = {"openinference.span.kind": "CHAIN", "input.value": _question(inputs)}
+        attributes = {"openinference.span.kind": "CHAIN", "input.value": oi.question(inputs)}
         return tracer.start_span(name, context=context or otel_context.get_current(), attributes=attributes)
 
     def _keep(self, run_id: UUID, item: _Open) -> None:
@@ -318,52 +316,11 @@ def _fail(span, error: BaseException) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:500]))
 
 
-def _question(inputs) -> str:
-    """The run's question: a regime graph's `question`, or the last user message of a chat turn."""
-    if not isinstance(inputs, dict):
-        return ""
-    if inputs.get("question"):
-        return _clip(str(inputs["question"]))
-    messages = inputs.get("messages") or []
-    last = messages[-1] if messages else None
-    content = last.get("content") if isinstance(last, dict) else getattr(last, "content", "")
-    if isinstance(content, list):
-        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return _clip(str(content or ""))
-
-
 def _close_graph(span, outputs) -> None:
-    """The run's answer, regime and extraction count, read from its Result (chat) or final state (ask)."""
-    from agent.result import build_result
-
-    if not isinstance(outputs, dict) or not outputs.get("steps") and not outputs.get("result"):
-        return
-    result = outputs.get("result")
-    if isinstance(result, dict):
-        mode, answer, calls = result.get("mode"), result.get("answer"), result.get("extraction_calls")
-    else:
-        steps = outputs.get("steps", [])
-        mode = _mode_of(steps)
-        built = build_result(mode, outputs, steps, None, "", 0.0)
-        answer, calls = built.answer, built.extraction_calls
-    attributes = {"output.value": _clip(answer or ""), "xthink.mode": mode, "xthink.answer": answer,
-                  "xthink.extraction_calls": calls}  # fmt: skip
-    span.set_attributes({k: v for k, v in attributes.items() if v is not None})
-    if mode:
-        span.update_name(f"{mode} run")
-
-
-def _mode_of(steps: list) -> str:
-    """The regime, from the first step every regime writes (graphs/selftest.py checks the same shapes)."""
-    for step in steps:
-        purpose = getattr(step, "purpose", "")
-        if purpose in ("iterate", "look"):
-            return "iterative"
-        if purpose in ("observe", "extract"):
-            return "extract"
-        if purpose in ("caption", "direct"):
-            return "caption" if purpose == "caption" else "direct"
-    return "iterative"
+    attributes = oi.run_attributes(outputs)
+    span.set_attributes(attributes)
+    if attributes.get("xthink.mode"):
+        span.update_name(f"{attributes['xthink.mode']} run")
 
 
 def _close_node(item: _Open, outputs) -> None:
@@ -387,19 +344,10 @@ def _extract_span(item: _Open, step, images: dict[str, str], start: int, end: in
     tracer = _SETUP.tracer
     parent = item.span
     if step.purpose != "direct":
-        attributes = {
-            "openinference.span.kind": "TOOL", "tool.name": "extract",
-            "input.value": _clip(json.dumps({"request": step.request, "image": step.image_id, "region": step.region})),
-            "output.value": _clip(step.error or step.output), "xthink.purpose": step.purpose,
-            "xthink.request": step.request, "xthink.image_id": step.image_id, "xthink.region": step.region,
-            "xthink.source_image": step.source_image, "xthink.source_region": step.source_region,
-            "xthink.crop_id": step.crop_id, "xthink.repairs": step.repairs or None,
-            "xthink.cached_tokens": step.cached_tokens, "xthink.error": step.error, "xthink.review": step.review,
-        }  # fmt: skip
+        attributes = oi.tool_attributes(step)
         if _SETUP.images:
-            attributes["xthink.image.url"] = _thumbnail(images.get(step.source_image or ""), step.source_region)
-        parent = tracer.start_span("extract", context=_in(item.span), start_time=start,
-                                   attributes={k: v for k, v in attributes.items() if v is not None})  # fmt: skip
+            attributes["xthink.image.url"] = oi.thumbnail(images.get(step.source_image or ""), step.source_region)
+        parent = tracer.start_span("extract", context=_in(item.span), start_time=start, attributes=_set(attributes))
         if step.error is not None:
             from opentelemetry.trace import Status, StatusCode
 
@@ -411,53 +359,13 @@ def _extract_span(item: _Open, step, images: dict[str, str], start: int, end: in
 
 
 def _perceiver_span(parent, model: str | None, step, start: int, end: int) -> None:
-    attributes = {
-        "openinference.span.kind": "LLM", "llm.model_name": model, "llm.system": "extract-think",
-        "llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": _clip(step.instruction),
-        "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": _clip(step.output),
-        "input.value": _clip(step.instruction), "output.value": _clip(step.output),
-        **_tokens(step.prompt_tokens, step.output_tokens, step.cached_tokens),
-    }  # fmt: skip
-    span = _SETUP.tracer.start_span("perceive", context=_in(parent), start_time=start,
-                                    attributes={k: v for k, v in attributes.items() if v is not None})  # fmt: skip
-    span.end(end_time=end)
+    attributes = _set(oi.perceiver_attributes(model, step))
+    _SETUP.tracer.start_span("perceive", context=_in(parent), start_time=start, attributes=attributes).end(end_time=end)
 
 
-def _tokens(prompt: int, completion: int, cached: int, reasoning: int | None = None) -> dict:
-    counts = {
-        "llm.token_count.prompt": prompt,
-        "llm.token_count.completion": completion,
-        "llm.token_count.total": prompt + completion,
-        "llm.token_count.prompt_details.cache_read": cached,
-    }
-    if reasoning is not None:
-        counts["llm.token_count.completion_details.reasoning"] = reasoning
-    return counts
-
-
-def _thumbnail(path: str | None, region: list[float] | None) -> str | None:
-    """The region (or the image) as a small JPEG data URL; None when the file is gone."""
-    if not path:
-        return None
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if region:
-                w, h = img.size
-                img = img.crop((int(region[0] * w), int(region[1] * h), max(int(region[2] * w), 1),
-                                max(int(region[3] * h), 1)))  # fmt: skip
-            img.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-            buffer = io.BytesIO()
-            img.save(buffer, "JPEG", quality=70)
-    except (OSError, ValueError):
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ATTRIBUTE_CHARS else text[:MAX_ATTRIBUTE_CHARS] + " [...]"
+def _set(attributes: dict) -> dict:
+    """OpenTelemetry refuses None values: an unset field is left out."""
+    return {key: value for key, value in attributes.items() if value is not None}
 
 
 # ---------------------------------------------------------------- model spans
@@ -517,13 +425,13 @@ class TracedReasoner:
     def _open_spans(self, tracer, requests) -> list:
         node = _current_node()
         context = _in(node.span) if node is not None else None
-        return [tracer.start_span("reason", context=context, attributes=_request_attributes(self.inner.name, r))
+        return [tracer.start_span("reason", context=context, attributes=oi.request_attributes(self.inner.name, r))
                 for r in requests]  # fmt: skip
 
 
 def _close_spans(spans: list, outputs: list) -> None:
     for span, output in zip(spans, outputs):
-        span.set_attributes(_output_attributes(output))
+        span.set_attributes(oi.output_attributes(output))
         span.end()
 
 
@@ -536,46 +444,3 @@ def _guarded(fn, *args):
             _SETUP.warned = True
             log.warning("OpenTelemetry: could not record a model span", exc_info=True)
         return None
-
-
-def _request_attributes(model: str, request) -> dict:
-    settings = request.settings
-    attributes = {
-        "openinference.span.kind": "LLM", "llm.model_name": model, "llm.system": "extract-think",
-        "llm.invocation_parameters": json.dumps({
-            "thinking": settings.thinking, "greedy": settings.greedy, "temperature": settings.temperature,
-            "top_p": settings.top_p, "max_new_tokens": settings.max_new_tokens,
-            "thinking_budget": settings.thinking_budget, "seed": settings.seed}),
-        "input.value": _clip(request.messages[-1].content if request.messages else ""),
-    }  # fmt: skip
-    for i, message in enumerate(request.messages):
-        prefix = f"llm.input_messages.{i}.message"
-        attributes[f"{prefix}.role"] = message.role
-        attributes[f"{prefix}.content"] = _clip(message.content)
-        if message.tool_call_id:
-            attributes[f"{prefix}.tool_call_id"] = message.tool_call_id
-        attributes.update(_tool_calls(prefix, message.tool_calls))
-    for i, tool in enumerate(request.tools):
-        attributes[f"llm.tools.{i}.tool.json_schema"] = json.dumps(tool)
-    return attributes
-
-
-def _output_attributes(output) -> dict:
-    prefix = "llm.output_messages.0.message"
-    errors = {"xthink.tool_errors": [e.error for e in output.tool_errors]} if output.tool_errors else {}
-    return {**errors,
-        f"{prefix}.role": "assistant", f"{prefix}.content": _clip(output.text), **_tool_calls(prefix, output.tool_calls),
-        "output.value": _clip(output.raw), "xthink.thinking": _clip(output.thinking),
-        "xthink.visible": _clip(output.text), "xthink.finish_reason": output.finish_reason,
-        "xthink.seconds": output.seconds,
-        **_tokens(output.prompt_tokens, output.output_tokens, output.cached_tokens, output.thinking_tokens),
-    }  # fmt: skip
-
-
-def _tool_calls(prefix: str, calls) -> dict:
-    attributes = {}
-    for j, call in enumerate(calls):
-        attributes[f"{prefix}.tool_calls.{j}.tool_call.id"] = call.id
-        attributes[f"{prefix}.tool_calls.{j}.tool_call.function.name"] = call.name
-        attributes[f"{prefix}.tool_calls.{j}.tool_call.function.arguments"] = json.dumps(call.arguments)
-    return attributes

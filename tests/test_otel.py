@@ -21,6 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from agent import openinference as oi
 from agent import telemetry
 from agent.trace import ExtractStep, ReasonStep
 from graphs.api import AskOptions, ExtractThink
@@ -227,7 +228,7 @@ def test_eval_samples_are_their_own_traces_with_thumbnails_when_asked(tiny, imag
     zoomed = next(s for s in s1 if kind(s) == "TOOL" and attrs(s).get("xthink.region"))
     url = attrs(zoomed)["xthink.image.url"]
     thumb = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-    assert max(thumb.size) <= telemetry.THUMBNAIL_PX and thumb.getpixel((thumb.width // 2, thumb.height // 2))[0] > 150
+    assert max(thumb.size) <= oi.THUMBNAIL_PX and thumb.getpixel((thumb.width // 2, thumb.height // 2))[0] > 150
 
 
 def _direct(tiny, image_path):
@@ -361,7 +362,7 @@ def test_a_telemetry_bug_costs_the_spans_not_the_run(tiny, image_path, monkeypat
     def broken(*args):
         raise ValueError("an attribute we cannot encode")
 
-    monkeypatch.setattr(telemetry, "_request_attributes", broken)
+    monkeypatch.setattr(oi, "request_attributes", broken)
     assert telemetry.configure(f"http://127.0.0.1:{free_port()}")
     try:
         result = scripted_agent(tiny).ask(QUESTION, [image_path], ["red", "blue"], settings=FAST)
