@@ -370,3 +370,12 @@ def test_a_telemetry_bug_costs_the_spans_not_the_run(tiny, image_path, monkeypat
         telemetry.shutdown()
     assert (result.answer, result.extraction_calls) == ("A", 2)
     assert sum("could not record a model span" in r.getMessage() for r in caplog.records) == 1  # once, not per call
+
+
+def test_without_the_extra_the_error_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)  # as if opentelemetry-sdk were not installed
+    with pytest.raises(telemetry.TelemetryError, match=r"extract-think\[otel\]"):
+        telemetry.configure("http://127.0.0.1:4318")
+    assert not telemetry.enabled()
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert telemetry.configure() is False  # no endpoint anywhere: tracing stays off, nothing is imported
