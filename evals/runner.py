@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from agent import telemetry
 from agent.prompts import PROMPTS_VERSION
 from agent.trace import MODES, ExtractStep, ReasonStep, Result
 from evals.benchmarks import get_benchmark, to_sample
@@ -202,8 +203,9 @@ def run_item(item: WorkItem, plan: EvalPlan, store: RunStore, agent: ExtractThin
         record = SampleRecord(**base, status="error", error=item.load_error, retryable=False)
     else:
         try:
-            result = agent.ask(item.question, [item.image_path], item.options or None, mode=graph_mode(item.regime),
-                               settings=regime_settings(plan.settings, item.regime))
+            with telemetry.sample_span(sample_id=item.sample_id, regime=item.regime, benchmark=item.benchmark):
+                result = agent.ask(item.question, [item.image_path], item.options or None,
+                                   mode=graph_mode(item.regime), settings=regime_settings(plan.settings, item.regime))
             record = _scored(base, item, result, store)
         except Exception as exc:  # noqa: BLE001 - a failed sample is recorded with its reason
             record = SampleRecord(**base, status="error", error=f"{type(exc).__name__}: {exc}",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from langgraph.types import Command
 
+from agent import telemetry
 from agent.result import build_result
 from agent.settings import (  # noqa: F401  (re-exported: the public API names)
     DEFAULT_PERCEIVER,
@@ -57,6 +58,7 @@ class ExtractThink:
         model share one backend, its batches and its caches. `checkpointer` keeps conversations (`chat`):
         in memory by default; a SQLite path or a `postgresql://` URL (opened here, so a store that cannot be
         used raises ConversationStoreError now, not at the first turn), or a LangGraph checkpointer object."""
+        telemetry.configure()  # OTEL_EXPORTER_OTLP_ENDPOINT, once per process; off without it
         placement = Placement(device=device, dtype=dtype)
         engine = engine or EngineOptions()
         self.reasoner = shared_reasoner(reasoner, placement, engine) if isinstance(reasoner, str) else reasoner

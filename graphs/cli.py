@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from agent.trace import MODES
-from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, claim_trace_file, fail
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, claim_trace_file, fail, otel_option, start_telemetry
 from graphs.cli_settings import with_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Small models that see and reason.")
@@ -35,6 +35,7 @@ def ask(
     request: str | None = typer.Option(None, help="precomputed 'contents to observe' request (extract mode)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+    otel_endpoint: str | None = otel_option(),
     settings=None,  # AskOptions from the generation-setting flags (graphs/cli_settings.py)
 ) -> None:
     """Answer a question about one or more images, showing each step as it happens."""
@@ -50,6 +51,7 @@ def ask(
         _fail(str(exc), EXIT_INPUT)
     if trace_out is not None:
         claim_trace_file(trace_out)  # before the models load: never overwrite a user's file
+    start_telemetry(otel_endpoint)
     result = _run_ask(
         args[:-1], args[-1], option, mode, reasoner, perceiver, request, settings, device, dtype, json_out,
     )  # fmt: skip

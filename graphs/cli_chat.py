@@ -17,7 +17,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.trace import MODES
-from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, check_image_settings, fail, is_trace
+from graphs.cli_common import (
+    EXIT_INPUT,
+    EXIT_MODEL,
+    EXIT_SERVER,
+    check_image_settings,
+    fail,
+    is_trace,
+    otel_option,
+    start_telemetry,
+)
 from graphs.cli_settings import with_settings
 from tools.folders import NotOurFolderError, claim_file
 
@@ -35,6 +44,7 @@ def chat_command(
     db: str | None = typer.Option(None, "--db", help="SQLite file or postgresql:// URL that keeps conversations"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+    otel_endpoint: str | None = otel_option(),
     settings=None,  # AskOptions from the generation-setting flags (graphs/cli_settings.py), for every turn
 ) -> None:
     """Talk about images: follow-up questions reuse what the reasoner already saw."""
@@ -45,6 +55,7 @@ def chat_command(
     if mode not in MODES:
         fail(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}", EXIT_INPUT)
     check_image_settings()
+    start_telemetry(otel_endpoint)
     try:
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
     except InputError as exc:

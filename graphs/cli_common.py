@@ -48,3 +48,19 @@ def is_trace(path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and "schema_version" in data and "steps" in data
+
+
+def otel_option():
+    """`--otel-endpoint`, the same on every command that runs the agent."""
+    return typer.Option(None, "--otel-endpoint", help="export OpenTelemetry traces to this OTLP/HTTP URL, e.g. "
+                        "http://127.0.0.1:6006 for Phoenix (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+
+
+def start_telemetry(endpoint: str | None) -> None:
+    """Start exporting spans before any model loads; a missing extra or a bad URL is one line, exit 2."""
+    from agent.telemetry import TelemetryError, configure
+
+    try:
+        configure(endpoint)
+    except TelemetryError as exc:
+        fail(str(exc), EXIT_INPUT)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, err, fail
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, err, fail, otel_option, start_telemetry
 from graphs.cli_settings import with_settings
 
 _fail = fail
@@ -47,6 +47,7 @@ def eval_command(
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
     restart: bool = typer.Option(False, "--restart", help="wipe a previous run in --out and start over"),
     resume: bool = typer.Option(False, "--resume", help="continue a run in --out even if its settings differ"),
+    otel_endpoint: str | None = otel_option(),
     settings=None,  # AskOptions from the generation-setting flags (graphs/cli_settings.py); --seed is eval's own
 ) -> None:
     """Run benchmarks under one or more regimes, on the same items, resumably.
@@ -71,6 +72,7 @@ def eval_command(
         RunStore.check(out)  # a folder that is not a run's is refused before any loading, --restart or not
     except (ValueError, InputError) as exc:
         _fail(str(exc), EXIT_INPUT)
+    start_telemetry(otel_endpoint)
     plan = EvalPlan(
         benches=benches, modes=list(dict.fromkeys(mode)), out=out, reasoner=reasoner,
         perceiver=perceiver, settings=settings, split=split, limit=limit, seed=seed,

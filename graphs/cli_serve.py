@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, check_image_settings, fail
+from graphs.cli_common import EXIT_INPUT, EXIT_MODEL, check_image_settings, fail, otel_option, start_telemetry
 
 
 def serve_command(
@@ -34,6 +34,7 @@ def serve_command(
                                              help="in-process image KV reuse, MB (0: off)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+    otel_endpoint: str | None = otel_option(),
 ) -> None:
     """Serve /v1/chat/completions and /v1/models; the models load before the server starts listening."""
     import uvicorn
@@ -46,6 +47,7 @@ def serve_command(
     from tools.backends.spec import ModelSpecError
 
     check_image_settings()
+    start_telemetry(otel_endpoint)
     try:
         caps = SettingCaps.from_env()  # XTHINK_*_CAP, the same caps a LangGraph run's context gets
         reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
