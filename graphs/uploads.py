@@ -13,6 +13,7 @@ are held in memory at once; more get 429 (no queue to grow).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import anyio
@@ -136,5 +137,15 @@ def _too_large(cap: int) -> UploadError:
     return UploadError(f"the uploaded file is over the size limit of {cap:,} bytes (XTHINK_MAX_IMAGE_BYTES)", 413)
 
 
+@contextlib.asynccontextmanager
+async def lifespan(_app):
+    """At the server's start: tracing from OTEL_EXPORTER_OTLP_ENDPOINT (agent/telemetry.py), before any run, so
+    the first run's graph and node spans are recorded too; nothing when it is unset."""
+    from agent import telemetry
+
+    telemetry.configure()
+    yield
+
+
 # Mounted by LangGraph Server (`langgraph.json`: http.app); building a Starlette app does no I/O.
-app = Starlette(routes=[Route("/files", upload, methods=["POST"])])
+app = Starlette(routes=[Route("/files", upload, methods=["POST"])], lifespan=lifespan)

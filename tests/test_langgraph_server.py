@@ -40,8 +40,8 @@ def data_url(path) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-@pytest.fixture(scope="module")
-def server(tiny, tmp_path_factory):
+def start_langgraph_dev(tiny, tmp_path_factory, **extra_env):
+    """`langgraph dev` on a free port with the tiny models; returns (process, url). Other tests reuse it."""
     cli = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
     assert cli, "langgraph-cli[inmem] is part of the test extra"
     port = free_port()
@@ -54,7 +54,7 @@ def server(tiny, tmp_path_factory):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XTHINK_REASONER": str(tiny.reasoner),
            "XTHINK_PERCEIVER": str(tiny.perceivers["llava_onevision"]), "XTHINK_DEVICE": "cpu",
            "XTHINK_IMAGE_STORE": str(tmp_path_factory.mktemp("lg_store")), "LANGSMITH_TRACING": "false",
-           "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
+           "LANGGRAPH_CLI_NO_ANALYTICS": "1", **extra_env}
     with open(log, "w") as out:
         proc = subprocess.Popen([cli, "dev", "--port", str(port), "--no-browser", "--no-reload"], cwd=cwd, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -66,6 +66,12 @@ def server(tiny, tmp_path_factory):
         except httpx.HTTPError:
             time.sleep(0.3)
         assert proc.poll() is None, log.read_text()[-3000:]
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def server(tiny, tmp_path_factory):
+    proc, url = start_langgraph_dev(tiny, tmp_path_factory)
     yield url
     proc.terminate()
     proc.wait(timeout=30)

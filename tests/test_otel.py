@@ -379,3 +379,34 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
     assert not telemetry.enabled()
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     assert telemetry.configure() is False  # no endpoint anywhere: tracing stays off, nothing is imported
+
+
+def test_runs_under_langgraph_server_are_traced(tiny, image_path, phoenix, traced, tmp_path_factory):
+    """A deployed graph is traced too: `langgraph dev` with OTEL_EXPORTER_OTLP_ENDPOINT exports each run."""
+    import asyncio
+
+    from langgraph_sdk import get_client
+
+    from tests.test_langgraph_server import CONTEXT, data_url, start_langgraph_dev
+
+    before = {s["context"]["trace_id"] for s in spans_of(phoenix)}
+    proc, url = start_langgraph_dev(tiny, tmp_path_factory, OTEL_EXPORTER_OTLP_ENDPOINT=phoenix)
+    try:
+        async def go():
+            client = get_client(url=url)
+            return await client.runs.wait(None, "caption", context=CONTEXT,
+                                          input={"question": "What colour?", "images": [data_url(image_path)]})
+
+        state = asyncio.run(go())
+        deadline = time.monotonic() + 60  # the server's batch exporter sends every few seconds
+        spans = spans_of(phoenix, trace_ids=before)
+        while not any(s["name"] == "caption run" for s in spans) and time.monotonic() < deadline:
+            time.sleep(1)
+            spans = spans_of(phoenix, trace_ids=before)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert [step["purpose"] for step in state["steps"]] == ["caption", "answer"], state
+    roots = [s for s in spans if not s.get("parent_id")]
+    assert [r["name"] for r in roots] == ["caption run"], [(s["name"], s.get("parent_id")) for s in spans]
+    assert {kind(s) for s in spans} >= {"CHAIN", "TOOL"}
