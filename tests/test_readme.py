@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,31 @@ def test_lmms_eval_example(workdir):
         (results,) = (workdir / "tiny" / "lmms-run" / mode).rglob("*_results.json")
         assert {"mmstar_local", "vstar_local"} <= set(json.loads(results.read_text())["results"])
     assert (workdir / "tiny" / "lmms-trace.html").exists()
+
+
+def test_phoenix_example(workdir):
+    """The OpenTelemetry block: Phoenix on its README port, then an ask whose spans Phoenix stores."""
+    import psutil
+
+    block = next(b for b in blocks("bash") if "phoenix serve" in b)
+    env = {**ENV, "PHOENIX_WORKING_DIR": str(workdir / "phoenix"), "PHOENIX_TELEMETRY_ENABLED": "false"}
+    try:
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        from phoenix.client import Client
+
+        deadline, spans = time.monotonic() + 60, []
+        while not spans and time.monotonic() < deadline:
+            try:
+                spans = Client(base_url="http://127.0.0.1:6006").spans.get_spans(project_identifier="extract-think")
+            except Exception:  # noqa: BLE001 - 404 until the project's first span is stored
+                time.sleep(1)
+        assert any(s["name"] == "iterative run" for s in spans), [s["name"] for s in spans]
+    finally:  # the block leaves Phoenix running in the background, as a user would
+        for p in psutil.process_iter(["cmdline"]):
+            if "serve" in (p.info["cmdline"] or []) and any("phoenix" in a for a in p.info["cmdline"] or []):
+                p.terminate()
 
 
 def test_assistant_python_and_chat_examples(workdir):
