@@ -40,17 +40,19 @@ def data_url(path) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def start_langgraph_dev(tiny, tmp_path_factory, **extra_env):
-    """`langgraph dev` on a free port with the tiny models; returns (process, url). Other tests reuse it."""
+def start_langgraph_dev(tiny, tmp_path_factory, cwd: Path | None = None, **extra_env):
+    """`langgraph dev` on a free port with the tiny models; returns (process, url). Other tests reuse it, some
+    with a folder of their own (`cwd`, holding its own langgraph.json) and more environment."""
     cli = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
     assert cli, "langgraph-cli[inmem] is part of the test extra"
     port = free_port()
     log = tmp_path_factory.mktemp("lg") / "server.log"
     # The server keeps its in-memory data under ./.langgraph_api: run it from a folder of its own that sees the
     # repository's graphs, never from the repository itself.
-    cwd = tmp_path_factory.mktemp("lg_cwd")
-    for name in ("langgraph.json", "pyproject.toml", "agent", "tools", "graphs", "evals"):
-        (cwd / name).symlink_to(ROOT / name)
+    if cwd is None:
+        cwd = tmp_path_factory.mktemp("lg_cwd")
+        for name in ("langgraph.json", "pyproject.toml", "agent", "tools", "graphs", "evals"):
+            (cwd / name).symlink_to(ROOT / name)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XTHINK_REASONER": str(tiny.reasoner),
            "XTHINK_PERCEIVER": str(tiny.perceivers["llava_onevision"]), "XTHINK_DEVICE": "cpu",
            "XTHINK_IMAGE_STORE": str(tmp_path_factory.mktemp("lg_store")), "LANGSMITH_TRACING": "false",

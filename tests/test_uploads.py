@@ -12,10 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import random
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -27,7 +24,7 @@ from PIL import Image
 
 from agent.settings import AskOptions, InputError
 from graphs.client import ServerChat, ServerError, aupload_image, thread_uuid, upload_image
-from tests.test_langgraph_server import CONTEXT, data_url, free_port, user
+from tests.test_langgraph_server import CONTEXT, data_url, free_port, start_langgraph_dev, user
 
 sdk = pytest.importorskip("langgraph_sdk")
 
@@ -41,7 +38,7 @@ UPLOAD_TIMEOUT_S = 4
 def server(tiny, tmp_path_factory):
     store = tmp_path_factory.mktemp("up_store")
     cwd = _server_folder(tmp_path_factory.mktemp("up_cwd"), json.loads((ROOT / "langgraph.json").read_text()))
-    with _langgraph_dev(cwd, _env(tiny, store)) as url:
+    with _langgraph_dev(tiny, tmp_path_factory, cwd, store) as url:
         yield url, store
 
 
@@ -51,7 +48,8 @@ def auth_server(tiny, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("up_auth_cwd")
     (cwd / "key_auth.py").write_text(AUTH_MODULE)
     config = {**json.loads((ROOT / "langgraph.json").read_text()), "auth": {"path": "./key_auth.py:auth"}}
-    with _langgraph_dev(_server_folder(cwd, config), _env(tiny, tmp_path_factory.mktemp("up_auth_store"))) as url:
+    store = tmp_path_factory.mktemp("up_auth_store")
+    with _langgraph_dev(tiny, tmp_path_factory, _server_folder(cwd, config), store) as url:
         yield url
 
 
@@ -77,39 +75,18 @@ def _server_folder(cwd: Path, config: dict) -> Path:
     return cwd
 
 
-def _env(tiny, store: Path) -> dict:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "XTHINK_REASONER": str(tiny.reasoner),
-            "XTHINK_PERCEIVER": str(tiny.perceivers["llava_onevision"]), "XTHINK_DEVICE": "cpu",
-            "XTHINK_IMAGE_STORE": str(store), "XTHINK_MAX_IMAGE_BYTES": str(MAX_BYTES),
-            "XTHINK_MAX_PIXELS": str(MAX_PIXELS), "XTHINK_UPLOAD_TIMEOUT": str(UPLOAD_TIMEOUT_S), "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
-
-
 @contextlib.contextmanager
-def _langgraph_dev(cwd: Path, env: dict):
-    cli = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
-    assert cli, "langgraph-cli[inmem] is part of the test extra"
-    port, log = free_port(), cwd / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([cli, "dev", "--port", str(port), "--no-browser", "--no-reload"], cwd=cwd, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+def _langgraph_dev(tiny, tmp_path_factory, cwd: Path, store: Path):
+    """Our server with small caps, so the tests can pass them with small images."""
+    proc, url = start_langgraph_dev(
+        tiny, tmp_path_factory, cwd=cwd, XTHINK_IMAGE_STORE=str(store), XTHINK_MAX_IMAGE_BYTES=str(MAX_BYTES),
+        XTHINK_MAX_PIXELS=str(MAX_PIXELS), XTHINK_UPLOAD_TIMEOUT=str(UPLOAD_TIMEOUT_S),
+    )  # fmt: skip
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, proc, log)
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
-
-def _wait_ready(url: str, proc, log: Path) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-        assert proc.poll() is None, log.read_text()[-3000:]
-    raise AssertionError("langgraph dev did not start:\n" + log.read_text()[-3000:])
 
 
 def png(width: int, height: int, noise: bool = False) -> bytes:
