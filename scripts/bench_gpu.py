@@ -216,33 +216,44 @@ def run(tiny: bool, tmp: Path) -> dict:
     reasoner = TransformersReasoner(str(path), placement, options=options)
     reasoner.extra_logits_processors = ignore_eos(reasoner)
     _, model = reasoner.load()
-    weights = weight_bytes(model)
-    batch1 = batch1_decode(reasoner, p["decode_tokens"])
-    forward_s = forward_seconds_per_token(model, p["forward_steps"])
-    concurrent = [concurrent_decode(reasoner, n, p["batch_tokens"]) for n in CONCURRENCY]
-    perceiver = TransformersPerceiver(str(perceiver_path), placement, options)
-    vision = perceiver_cache(perceiver, p["perceiver_tokens"])
-    roofline = bandwidth / weights
+    figures = {
+        "weights": weight_bytes(model), "bandwidth": bandwidth,
+        "batch1": batch1_decode(reasoner, p["decode_tokens"]),
+        "forward_s": forward_seconds_per_token(model, p["forward_steps"]),
+        "concurrent": [concurrent_decode(reasoner, n, p["batch_tokens"]) for n in CONCURRENCY],
+        "perceiver": perceiver_cache(TransformersPerceiver(str(perceiver_path), placement, options),
+                                     p["perceiver_tokens"]),
+        "config": {k: getattr(model.config, k) for k in p["reasoner"]},
+    }  # fmt: skip
+    return report(p, figures, time.perf_counter() - started)
+
+
+def report(p: dict, f: dict, seconds: float) -> dict:
+    """The printed JSON: the measured figures and what follows from them (roofline, diagnosis, projection)."""
+    import torch
+
+    batch1, roofline = f["batch1"], f["bandwidth"] / f["weights"]
     return {
-        "device": torch.cuda.get_device_name() if p["device"] == "cuda" else "cpu", "tiny": tiny,
+        "device": torch.cuda.get_device_name() if p["device"] == "cuda" else "cpu", "tiny": p["device"] == "cpu",
         "dtype": p["dtype"], "torch": torch.__version__,
-        "reasoner": {"config": {k: getattr(model.config, k) for k in p["reasoner"]}, "weight_bytes": weights},
-        "bandwidth_gb_per_s": bandwidth / 1e9,
-        "batch1": {**batch1, "roofline_tokens_per_s": roofline, "forward_ms_per_token": forward_s * 1e3,
+        "reasoner": {"config": f["config"], "weight_bytes": f["weights"]},
+        "bandwidth_gb_per_s": f["bandwidth"] / 1e9,
+        "batch1": {**batch1, "roofline_tokens_per_s": roofline, "forward_ms_per_token": f["forward_s"] * 1e3,
                    "fraction_of_roofline": batch1["tokens_per_s"] / roofline,
                    "roofline_note": "every weight read once per token; KV-cache reads (short context) ignored"},
-        "diagnosis": diagnose(batch1["tokens_per_s"], roofline, forward_s),
-        "concurrent": concurrent,
-        "perceiver": vision,
-        "projection": projection(concurrent[-1]["tokens_per_s"], vision),
+        "diagnosis": diagnose(batch1["tokens_per_s"], roofline, f["forward_s"]),
+        "concurrent": f["concurrent"],
+        "perceiver": f["perceiver"],
+        "projection": projection(f["concurrent"][-1]["tokens_per_s"], f["perceiver"]),
         "peak_memory": peak_memory(p["device"]),
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
     }  # fmt: skip
 
 
 def main() -> None:
     args = parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules (bench_gpu_models, ...)
+    here = Path(__file__).resolve().parent
+    sys.path[:0] = [str(here), str(here.parent)]  # sibling modules (bench_gpu_models, ...) and the repo's packages
     with tempfile.TemporaryDirectory() as tmp:
         print(json.dumps(run(args.tiny, Path(tmp)), indent=1))
 
