@@ -12,3 +12,4 @@ python3 -c "import torch, transformers, langgraph; print('torch', torch.__versio
 python3 -m pytest -q tests/test_gpu.py -p no:cacheprovider 2>&1 | tail -15
 /usr/bin/time -v python3 -m graphs.cli selftest --device auto 2>/tmp/selftest.time | tail -22
 grep -E "Elapsed|Maximum resident" /tmp/selftest.time
+timeout 480 python3 scripts/bench_gpu.py | tee /tmp/bench_gpu.json
