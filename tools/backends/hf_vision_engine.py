@@ -15,7 +15,7 @@ One request never fails or re-runs another: a request the processor rejects (alo
 its own error and the rest are processed and generated once; a cancelled request is forced to end at its
 next token and gets Cancelled. Nothing is streamed here, so a failed shared `generate` is retried row by row.
 
-All five tested families (LLaVA-OneVision, Llava, Idefics3/SmolVLM, Qwen2.5-VL, InternVL) batch images of
+All six tested families (LLaVA-OneVision, Llava, Idefics3, Qwen2.5-VL, Qwen3-VL, InternVL) batch images of
 different sizes in one call (each processor pads what it needs), so no grouping by shape is needed.
 """
 
