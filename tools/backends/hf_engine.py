@@ -26,6 +26,7 @@ import torch
 
 from tools.backends.base import Cancelled, ReasonRequest, check_cancel
 from tools.backends.batcher import MicroBatcher, RowError
+from tools.backends.compat import cache_kwargs, returned_cache
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, stack_left_padded, to_dynamic_cache
 from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.streaming import RowStreamer
@@ -138,7 +139,7 @@ class ReasonerEngine:
             cache = to_dynamic_cache([])
         todo = ids[reused:-1]
         if todo:
-            self.model(input_ids=torch.tensor([todo], device=self.model.device), cache=cache, use_cache=True)
+            self.model(input_ids=torch.tensor([todo], device=self.model.device), use_cache=True, **cache_kwargs(cache))
         self.cache.stats.reused_tokens += reused
         self.cache.stats.computed_tokens += len(todo) + 1
         return cache_layers(cache), reused
@@ -167,12 +168,12 @@ class ReasonerEngine:
         caches = [row.cache for row in rows]
         cache = stack_left_padded(caches, width - 1) if all(caches) else None  # a 1-token prompt has no cache
         out = self.model.generate(
-            input_ids=input_ids.to(device), attention_mask=mask.to(device), cache=cache, streamer=streamer,
+            input_ids=input_ids.to(device), attention_mask=mask.to(device), streamer=streamer, **cache_kwargs(cache),
             logits_processor=[processor], max_new_tokens=max(limits), do_sample=False,
             temperature=None, top_p=None, top_k=None, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
             return_dict_in_generate=True,
         )  # fmt: skip
-        return out.sequences.cpu(), out.cache
+        return out.sequences.cpu(), returned_cache(out)
 
     def _processors(self, request: ReasonRequest, extra: list, prompt_len: int) -> list:
         from tools.backends.logits import SuppressTokensProcessor, ThinkingBudgetProcessor, reflection_token_ids

@@ -29,6 +29,7 @@ import torch
 
 from tools.backends.base import Cancelled, PerceiveOutput, PerceiveRequest, check_cancel
 from tools.backends.batcher import MicroBatcher, RowError
+from tools.backends.compat import cache_kwargs, returned_cache
 from tools.backends.kv_cache import PrefixCache, row_slice
 from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.output_parsing import split_thinking
@@ -120,7 +121,7 @@ class PerceiverEngine:
         started = time.perf_counter()
         out = self._generate(inputs, row.request.max_new_tokens, [row.request.cancel], row.cache)
         seconds = time.perf_counter() - started
-        self._finish(row, out.sequences[0, len(row.ids) :].tolist(), out.cache, 0, 0, seconds)
+        self._finish(row, out.sequences[0, len(row.ids) :].tolist(), returned_cache(out), 0, 0, seconds)
 
     def _generate_batch(self, rows: list[_Row]) -> None:
         """One padded generate for `rows` (those the processor accepts); alone, row by row, if it raises."""
@@ -144,7 +145,7 @@ class PerceiverEngine:
             return
         seconds = (time.perf_counter() - started) / len(rows)
         for i, row in enumerate(rows):
-            self._finish(row, out.sequences[i, width:].tolist(), out.cache, i, width - len(row.ids), seconds)
+            self._finish(row, out.sequences[i, width:].tolist(), returned_cache(out), i, width - len(row.ids), seconds)
 
     def _process_rows(self, rows: list[_Row]) -> tuple[dict | None, list[_Row]]:
         """The rows' joint inputs. When the processor rejects the batch, the rows it rejects alone get the error
@@ -185,7 +186,7 @@ class PerceiverEngine:
         if "mm_token_type_ids" in inputs:
             _forget_positions(self.model)
         return self.model.generate(
-            **inputs, cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
+            **inputs, **cache_kwargs(cache), max_new_tokens=max_new_tokens, do_sample=False,
             temperature=None, top_p=None, top_k=None, return_dict_in_generate=True,
             logits_processor=[CancelRows(cancels, self._eos_ids()[0])] if any(cancels) else None,
         )  # fmt: skip
