@@ -313,7 +313,7 @@ def _find_image(path: str, roots: list[Path], benchmark: str, sample_id: str, co
     if not confined:
         return existing[0]
     inside = [c for c in existing if any(c.resolve().is_relative_to(r.resolve()) for r in roots)]
-    return inside[0] if inside else "outside the run folder, not embedded"
+    return inside[0] if inside else "outside the run folder"
 
 
 def _store_file(path: str, store: Path) -> Path | str:
@@ -321,12 +321,12 @@ def _store_file(path: str, store: Path) -> Path | str:
     store, be named `<sha256>.<ext>`, and hold exactly the bytes its name says (no symlink or other file)."""
     candidate = Path(path)
     if not STORE_FILE.fullmatch(candidate.name):
-        return "not an image store file, not embedded"
+        return "not an image store file"
     inside = Path(store) / candidate.name
     if candidate.parent.resolve() != Path(store).resolve() or inside.is_symlink() or not inside.is_file():
-        return f"not in the image store {store} (set XTHINK_IMAGE_STORE as when chatting), not embedded"
+        return f"not in the image store {store} (set XTHINK_IMAGE_STORE as when chatting)"
     if hashlib.sha256(inside.read_bytes()).hexdigest() != candidate.name.split(".")[0]:
-        return "its bytes do not match its name in the image store, not embedded"
+        return "its bytes do not match its name in the image store"
     return inside
 
 

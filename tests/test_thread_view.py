@@ -131,11 +131,11 @@ def test_images_only_from_the_image_store_with_matching_bytes(browser, conversat
                                                  for i in result.images]})  # fmt: skip
     data = thread_page("t", [ThreadTurn("q", "r", moved)], tampered)
     reasons = [i["not_embedded"] for i in data.items[0]["images"]]
-    assert reasons[0] == "its bytes do not match its name in the image store, not embedded" and reasons[1] is None
+    assert reasons[0] == "its bytes do not match its name in the image store" and reasons[1] is None
     assert data.embedded == [str((tampered / Path(result.images[1].path).name).resolve())]
     secret = result.model_copy(update={"images": [result.images[0].model_copy(update={"path": "/etc/passwd"})]})
     data = thread_page("t", [ThreadTurn("q", "r", secret)], conversation.store)
-    assert data.images == {} and data.items[0]["images"][0]["not_embedded"] == "not an image store file, not embedded"
+    assert data.images == {} and data.items[0]["images"][0]["not_embedded"] == "not an image store file"
 
 
 def test_refused_and_paused_turns_are_marked(browser, conversation, tmp_path):  # noqa: F811

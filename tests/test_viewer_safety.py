@@ -96,7 +96,7 @@ def test_run_page_embeds_only_files_inside_the_run(browser, run_naming_outside_f
     data = json.loads(html.split('id="xthink-data">', 1)[1].split("</script>", 1)[0])
     assert data["images"] == {}, "nothing outside the run folder is embedded"
     reasons = [item["images"][0]["not_embedded"] for item in data["items"]]
-    assert reasons == ["outside the run folder, not embedded"] * 3
+    assert reasons == ["outside the run folder"] * 3
     page = Page(browser, out)
     open_item(page)
     assert "image not embedded (outside the run folder" in page.page.inner_text("#detail .imagepanel")
