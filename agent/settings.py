@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
@@ -169,6 +170,7 @@ def check_ranges(options: AskOptions) -> None:
 def validated(cls, values: dict, what: str = "setting"):
     """`cls(**values)` type-checked by pydantic (dataclass construction checks nothing) and range-checked, or
     a SettingError that names the key: JSON from clients gets the same message wherever it enters."""
+    _no_bool_swaps(cls, values, what)
     try:
         return TypeAdapter(cls).validate_python(values)
     except ValidationError as exc:
@@ -178,6 +180,18 @@ def validated(cls, values: dict, what: str = "setting"):
             raise SettingError(cause.field, cause.problem, what) from None
         key = ".".join(str(p) for p in first["loc"])
         raise SettingError(key, first["msg"], what) from None
+
+
+def _no_bool_swaps(cls, values: dict, what: str) -> None:
+    """What pydantic's lax mode would coerce but a client never means: `true` as a count, `"yes"` or `1` as a
+    flag. (Strict mode would refuse a dict for a dataclass altogether.)"""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        kind = hints.get(name)
+        if kind is bool and not isinstance(value, bool):
+            raise SettingError(name, f"must be true or false, not {value!r:.40}", what)
+        if kind is not bool and isinstance(value, bool) and {int, float} & {kind, *typing.get_args(kind)}:
+            raise SettingError(name, f"must be a number, not {value!r}", what)
 
 
 def checked(context: RunContext) -> RunContext:

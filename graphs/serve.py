@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -84,7 +84,7 @@ class ChatRequest(BaseModel):
 
     model: str
     messages: list[dict]
-    stream: bool = False
+    stream: StrictBool = False  # "yes" or 1 is no flag
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     temperature: float | None = None

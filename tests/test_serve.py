@@ -215,7 +215,8 @@ def test_out_of_range_settings_are_400s_naming_the_field(server, client, image_p
              ('"seed": -9223372036854775809', "seed"), ('"max_tokens": 1000000000000000000000', "max_tokens"),
              ('"max_tokens": -5', "max_tokens"), ('"max_completion_tokens": 0', "max_completion_tokens"),
              ('"perceiver_max_new_tokens": 100000', "perceiver_max_new_tokens"),
-             ('"thinking_budget": 1', "thinking_budget"), ('"max_extractions": 5', "max_extractions")]
+             ('"thinking_budget": 1', "thinking_budget"), ('"max_extractions": true', "max_extractions"),
+             ('"greedy": "yes"', "greedy"), ('"stream": "yes"', "stream"), ('"max_extractions": 5', "max_extractions")]
     for setting, name in cases:
         response = httpx.post(url, content=start + setting + "}", headers=headers, timeout=30)
         assert response.status_code == 400, setting

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from agent.settings import AskOptions, InputError, RunContext, SettingCaps, SettingError, checked
+from agent.settings import AskOptions, InputError, RunContext, SettingCaps, SettingError, checked, validated
 
 BAD = [
     ("temperature", math.nan), ("temperature", -0.5), ("temperature", 0), ("temperature", math.inf),
@@ -100,3 +100,11 @@ def test_python_api_checks_settings_changed_after_they_were_made(tiny, image_pat
                       perceiver_max_new_tokens=4)
     result = agent.ask("What colour?", [image_path], mode="caption", settings=edge)  # the reasoner samples
     assert result.steps[-1].purpose == "answer" and result.steps[-1].output_tokens > 0
+
+
+@pytest.mark.parametrize("values,key", [({"max_extractions": True}, "max_extractions"), ({"temperature": False},
+                                        "temperature"), ({"greedy": "yes"}, "greedy"), ({"thinking": 1}, "thinking")])
+def test_json_flags_and_numbers_are_not_swapped(values, key):
+    """Lax coercion would read `true` as 1 extraction and "yes" as a flag: a client's JSON is taken as sent."""
+    with pytest.raises(SettingError, match=f"^context key '{key}': "):
+        validated(RunContext, values, "context key")
