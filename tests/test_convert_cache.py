@@ -45,6 +45,7 @@ def test_a_checkpoint_retrained_in_place_is_converted_again(checkpoint, tmp_path
     second = ensure_converted(str(checkpoint))
     assert second != first
     assert torch.equal(converted_bias(second), torch.full((64,), 0.5)), "the retrained weights must be used"
+    assert not Path(first).exists(), "the earlier version's conversion is removed: one per source in the cache"
 
 
 CONVERT_SLOWLY = """

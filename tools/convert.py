@@ -401,7 +401,21 @@ def ensure_converted(source: str) -> str:
         if not _complete(target):  # another process may have finished it while this one waited
             log.info("converting %s into %s (first use)", source, target)
             convert(source, target)
+            _drop_older(target)
     return str(target)
+
+
+def _drop_older(target: Path) -> None:
+    """Keep the cache to one conversion per source: remove the same source's conversions of earlier versions
+    of its files (named `<name>-<fingerprint>`, holding our conversion record), never anything else."""
+    import glob
+    import shutil
+
+    name = target.name[: -len(target.name.rsplit("-", 1)[1]) - 1]
+    for other in target.parent.glob(f"{glob.escape(name)}-*"):
+        if other != target and re.fullmatch(r"[0-9a-f]{16}", other.name[len(name) + 1 :]) and _complete(other):
+            log.info("removing %s, the conversion of an earlier version of the checkpoint", other)
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _complete(target: Path) -> bool:
