@@ -411,7 +411,7 @@ def _drop_older(target: Path) -> None:
     import glob
     import shutil
 
-    name = target.name[: -len(target.name.rsplit("-", 1)[1]) - 1]
+    name = target.name.rsplit("-", 1)[0]
     for other in target.parent.glob(f"{glob.escape(name)}-*"):
         if other != target and re.fullmatch(r"[0-9a-f]{16}", other.name[len(name) + 1 :]) and _complete(other):
             log.info("removing %s, the conversion of an earlier version of the checkpoint", other)
