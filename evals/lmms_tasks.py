@@ -22,7 +22,7 @@ dataset_kwargs:
     val: {path}
 test_split: val
 output_type: generate_until
-doc_to_visual: !function lmms_eval.tasks.mmstar.utils.mmstar_doc_to_visual
+doc_to_visual: !function {doc_to_visual}
 doc_to_text: !function lmms_eval.tasks.mmstar.utils.mmstar_doc_to_text
 doc_to_target: "answer"
 process_results: !function lmms_eval.tasks.mmstar.utils.mmstar_process_results
@@ -75,10 +75,14 @@ def write_hf_parquet(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def mmstar_task(folder: Path, task: str, data: Path) -> Path:
+def mmstar_task(folder: Path, task: str, data: Path,
+                doc_to_visual: str = "lmms_eval.tasks.mmstar.utils.mmstar_doc_to_visual") -> Path:
+    """lmms-eval's MMStar task over a local file; `doc_to_visual` may name another function (a task whose
+    images are files its own function opens)."""
     metrics = "\n".join(f"  - metric: {name}\n    aggregation: !function lmms_eval.tasks.mmstar.utils."
                         f"mmstar_aggregate_results\n    higher_is_better: true" for name in MMSTAR_METRICS)
-    return write_task(folder / f"{task}.yaml", MMSTAR_YAML.format(task=task, path=data.resolve(), metrics=metrics))
+    return write_task(folder / f"{task}.yaml", MMSTAR_YAML.format(task=task, path=data.resolve(), metrics=metrics,
+                                                                        doc_to_visual=doc_to_visual))
 
 
 def vstar_task(folder: Path, task: str, data: Path) -> Path:
@@ -92,7 +96,8 @@ def write_local_tasks(root: Path | str, seed: int = 0) -> dict[str, Path]:
 
     root = Path(root)
     data = {"mmstar_local": write_hf_parquet(mmstar_rows(seed=seed), root / "data" / "mmstar.parquet"),
-            "vstar_local": write_hf_parquet(vstar_hub_rows(seed=seed, size=(640, 480)), root / "data" / "vstar.parquet")}
+            "vstar_local": write_hf_parquet(vstar_hub_rows(seed=seed, size=(640, 480)),
+                                            root / "data" / "vstar.parquet")}
     mmstar_task(root, "mmstar_local", data["mmstar_local"])
     vstar_task(root, "vstar_local", data["vstar_local"])
     return data
