@@ -52,7 +52,7 @@ def live_context(runtime: Any, state: dict) -> AgentContext:
 def _load(ctx: AgentContext, image) -> None:
     """Load a state image; one pruned from the store while the run waited (a resume long after an interrupt) is
     named by its id, never by its server path."""
-    from tools.images import ImageError
+    from tools.images.pixels import ImageError
 
     try:
         ctx.store.add(image.path, image.id)

@@ -49,7 +49,7 @@ def run_attributes(outputs) -> dict:
 
 
 def mode_of(steps: list) -> str:
-    """The regime, from the first step every regime writes (graphs/selftest.py checks the same shapes)."""
+    """The regime, from the first step every regime writes (graphs/cli/selftest.py checks the same shapes)."""
     for step in steps:
         purpose = getattr(step, "purpose", "")
         if purpose in ("iterate", "look"):

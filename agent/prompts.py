@@ -8,7 +8,7 @@ Bump PROMPTS_VERSION whenever a string here changes: eval records store it.
 
 from __future__ import annotations
 
-from agent.parsing import option_letters
+from agent.answer import option_letters
 
 PROMPTS_VERSION = "2"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.nodes import answer_of
+from agent.single_pass import answer_of
 from agent.trace import ExtractStep, Result
 
 

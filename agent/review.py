@@ -19,7 +19,7 @@ from typing import Any
 
 from langgraph.types import interrupt
 
-from agent.parsing import ToolCall
+from agent.answer import ToolCall
 from agent.settings import InputError
 
 ACTIONS = ("approve", "edit", "refuse")

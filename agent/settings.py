@@ -24,14 +24,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from agent.trace import MODES
 from tools.backends.base import SamplingSettings
-from tools.images import DEFAULT_MAX_PIXELS
+from tools.images.pixels import DEFAULT_MAX_PIXELS
 
 DEFAULT_MAX_EXTRACTIONS = 4
 FIRST_LOOKS = ("none", "caption")
 MAX_OPTIONS = 26
 
 # The paper's pairs: (reasoner, perceiver). The perceivers are the authors' extraction checkpoints, converted
-# from LLaVA-NeXT format into transformers format on first use (tools/convert.py).
+# from LLaVA-NeXT format into transformers format on first use (tools/backends/checkpoint_convert.py).
 PAIRS = {
     "small": ("Qwen/Qwen3-1.7B", "markendo/llava-extract-qwen3-0.6B"),
     "large": ("Qwen/Qwen3-4B", "markendo/llava-extract-qwen3-1.7B"),

@@ -13,12 +13,12 @@ from typing import Annotated
 
 from typing_extensions import TypedDict  # pydantic (LangGraph Server's schemas) needs it before Python 3.12
 
-from agent.parsing import ToolCall, ToolCallError
+from agent.answer import ToolCall, ToolCallError
 from agent.settings import DEFAULT_MAX_EXTRACTIONS, AskOptions, check_ranges
 from agent.trace import ImageInfo, Step
 from tools.backends.base import Message, Perceiver, Reasoner, SamplingSettings
-from tools.extract import CropInfo
-from tools.images import ImageStore
+from agent.extract_tool import CropInfo
+from tools.images.pixels import ImageStore
 
 
 class AgentState(TypedDict, total=False):
@@ -69,7 +69,7 @@ class AgentContext:
     first_look: str = "none"  # iterative: "caption" gives the reasoner a generic description before its first turn
     interrupt_before_extract: bool = False  # iterative: pause before each extraction (LangGraph `interrupt`)
     mode: str = "iterative"  # the assistant graph's regime
-    # Hand the reasoner's text to LangGraph's `custom` stream as it is generated (agent/live.py). Off for batch
+    # Hand the reasoner's text to LangGraph's `custom` stream as it is generated (agent/token_stream.py). Off for batch
     # work: a server backend then answers unstreamed, as an evaluation expects.
     stream_text: bool = False
 

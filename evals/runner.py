@@ -26,7 +26,7 @@ from evals.scoring import score
 from evals.sources import image_bytes, load_rows
 from evals.store import RunStore, safe_name
 from graphs.api import AskOptions, ExtractThink, InputError
-from tools.images import ImageError
+from tools.images.pixels import ImageError
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import threading
 from pathlib import Path
 
 from evals.records import SampleRecord
-from tools.folders import NotOurFolderError, claim_folder
-from tools.jsonl import append_line, read_lines
+from tools.files.folders import NotOurFolderError, claim_folder
+from tools.files.records import append_line, read_lines
 
 RECORDS = "records.jsonl"
 MANIFEST = "run.json"

@@ -2,7 +2,7 @@
 
 ingest -> (iterative: start -> reason <-> extract | extract: observe -> perceive -> think |
 caption: perceive -> think | direct: direct) -> respond. Input: `{"messages": [...]}` in the LangChain /
-OpenAI chat format (agent/chat.py); output: `messages` ending with the AI answer, and `result`, the turn's
+OpenAI chat format (agent/assistant_turns.py); output: `messages` ending with the AI answer, and `result`, the turn's
 Result JSON. With a checkpointer (LangGraph Server always has one) a thread is a conversation: the
 iterative reasoner keeps its history, so a follow-up reuses what it already saw.
 """
@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import chat, loop, nodes
+from agent import assistant_turns, iterative, single_pass
 from agent.settings import RunContext
 
 
 def build() -> StateGraph:
-    builder = StateGraph(chat.ChatState, context_schema=RunContext, input_schema=chat.ChatInput,
-                         output_schema=chat.ChatOutput)  # fmt: skip
-    for name, node in [("ingest", chat.ingest), ("start", loop.start), ("reason", loop.reason),
-                       ("extract", loop.extract), ("observe", nodes.observe), ("perceive", nodes.perceive),
-                       ("think", nodes.think), ("direct", nodes.direct), ("respond", chat.respond)]:  # fmt: skip
+    builder = StateGraph(assistant_turns.ChatState, context_schema=RunContext, input_schema=assistant_turns.ChatInput,
+                         output_schema=assistant_turns.ChatOutput)  # fmt: skip
+    for name, node in [("ingest", assistant_turns.ingest), ("start", iterative.start), ("reason", iterative.reason),
+                       ("extract", iterative.extract), ("observe", single_pass.observe), ("perceive", single_pass.perceive),
+                       ("think", single_pass.think), ("direct", single_pass.direct), ("respond", assistant_turns.respond)]:  # fmt: skip
         builder.add_node(name, node)
     builder.add_edge(START, "ingest")
-    builder.add_conditional_edges("ingest", chat.route_turn, ["start", "observe", "perceive", "direct", END])
+    builder.add_conditional_edges("ingest", assistant_turns.route_turn, ["start", "observe", "perceive", "direct", END])
     builder.add_edge("start", "reason")
-    builder.add_conditional_edges("reason", loop.route_after_reason, {"extract": "extract", "__end__": "respond"})
+    builder.add_conditional_edges("reason", iterative.route_after_reason, {"extract": "extract", "__end__": "respond"})
     builder.add_edge("extract", "reason")
     builder.add_edge("observe", "perceive")
     builder.add_edge("perceive", "think")

@@ -1,7 +1,7 @@
 """A LangGraph Server running our graphs, from the client's side: upload each image once, then name it by `file_id`.
 
 LangGraph keeps every run's input in the thread's first checkpoint of that run, so an image sent inline stays in
-the server's database; `POST /files` (graphs/uploads.py) stores it beside the database instead and answers its
+the server's database; `POST /files` (graphs/server/uploads.py) stores it beside the database instead and answers its
 `file_id`. `upload_image` / `aupload_image` do that one request; `ServerChat` is `ExtractThink.chat` with the
 turns run by a server (images uploaded, messages carrying `file_id` blocks, settings sent as the run's context).
 """

@@ -27,15 +27,15 @@ from agent.settings import AskOptions, InputError
 from agent.state import AgentContext
 from agent.trace import MODES, Result, Step
 from graphs import assistant
-from tools.image_inputs import ImageInputError, ImagePolicy
-from tools.images import load_image
+from tools.images.inputs import ImageInputError, ImagePolicy
+from tools.images.pixels import load_image
 
 # Our state types, allowed explicitly so checkpoints load without LangGraph's unregistered-type warnings.
 STATE_TYPES = [
     ("tools.backends.base", "Message"), ("tools.backends.output_parsing", "ToolCall"),
     ("tools.backends.output_parsing", "ToolCallError"), ("agent.trace", "ImageInfo"),
     ("agent.trace", "ReasonStep"), ("agent.trace", "ExtractStep"), ("agent.trace", "ToolCallRecord"),
-    ("tools.extract", "CropInfo"),
+    ("agent.extract_tool", "CropInfo"),
 ]  # fmt: skip
 
 

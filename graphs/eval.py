@@ -65,7 +65,7 @@ def aggregate(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
 
 
 def report(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
-    from evals.viewer import write_page
+    from evals.viewer.page import write_page
 
     out = runtime.context.store.root / "report"
     write_report(state["report"], out)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import loop
+from agent import iterative as loop
 from agent.inputs import RegimeInput, prepare
 from agent.settings import RunContext
 from agent.state import AgentState

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import nodes
+from agent import single_pass
 from agent.inputs import RegimeInput, prepare
 from agent.settings import RunContext
 from agent.state import AgentState
@@ -26,10 +26,10 @@ def _builder() -> StateGraph:
 
 def build_extract() -> StateGraph:
     builder = _builder()
-    builder.add_node("observe", nodes.observe)
-    builder.add_node("perceive", nodes.perceive)
-    builder.add_node("think", nodes.think)
-    builder.add_conditional_edges("prepare", nodes.route_start, {"observe": "observe", "perceive": "perceive"})
+    builder.add_node("observe", single_pass.observe)
+    builder.add_node("perceive", single_pass.perceive)
+    builder.add_node("think", single_pass.think)
+    builder.add_conditional_edges("prepare", single_pass.route_start, {"observe": "observe", "perceive": "perceive"})
     builder.add_edge("observe", "perceive")
     builder.add_edge("perceive", "think")
     builder.add_edge("think", END)
@@ -38,8 +38,8 @@ def build_extract() -> StateGraph:
 
 def build_caption() -> StateGraph:
     builder = _builder()
-    builder.add_node("perceive", nodes.perceive)
-    builder.add_node("think", nodes.think)
+    builder.add_node("perceive", single_pass.perceive)
+    builder.add_node("think", single_pass.think)
     builder.add_edge("prepare", "perceive")
     builder.add_edge("perceive", "think")
     builder.add_edge("think", END)
@@ -48,7 +48,7 @@ def build_caption() -> StateGraph:
 
 def build_direct() -> StateGraph:
     builder = _builder()
-    builder.add_node("direct", nodes.direct)
+    builder.add_node("direct", single_pass.direct)
     builder.add_edge("prepare", "direct")
     builder.add_edge("direct", END)
     return builder

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_core.messages import AIMessage, HumanMessage
 
-from agent.chat import content_text
+from agent.assistant_turns import content_text
 from agent.trace import Result
-from evals.viewer_data import ThreadTurn
+from evals.viewer.data import ThreadTurn
 
 MAX_THREADS_LISTED = 50  # an error naming a database's threads lists at most this many
 SCAN_CHECKPOINTS = 5_000  # a database without SQL access is scanned this far back for thread names

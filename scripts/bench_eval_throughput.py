@@ -22,10 +22,10 @@ REGIMES = ("iterative", "extract", "caption", "direct")
 
 
 def main() -> None:
-    from evals.synthetic import mmstar_rows, vmcbench_rows, write_parquet
+    from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_parquet
     from graphs.api import ExtractThink
     from tools.backends.loading import quiet_transformers
-    from tools.tiny_models import build_all
+    from tools.tiny.models import build_all
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])

@@ -61,7 +61,7 @@ def reason_request(text: str, tokens: int):
 
 def ignore_eos(reasoner):
     """Extra logits processors that mask the end-of-turn ids, so each request decodes its whole limit."""
-    from tools.backends.logits import SuppressTokensProcessor
+    from tools.backends.thinking import SuppressTokensProcessor
 
     return lambda request, tokenizer: [SuppressTokensProcessor(reasoner.engine.eos_ids)]
 

@@ -22,7 +22,7 @@ def build_reasoner(out: Path, sizes: dict, device: str, dtype) -> Path:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from tools.tiny_models import _save_model, build_tokenizer
+    from tools.tiny.models import _save_model, build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer(out)
@@ -37,7 +37,7 @@ def build_reasoner(out: Path, sizes: dict, device: str, dtype) -> Path:
 def build_perceiver(out: Path, tiny: bool) -> Path:
     """LLaVA-OneVision: the test suite's tiny one, or the 0.5B's geometry (SigLIP so400m + Qwen2-0.5B)."""
     if tiny:
-        from tools.tiny_models import build_llava_onevision
+        from tools.tiny.models import build_llava_onevision
 
         return build_llava_onevision(out)
     from bench_vet_train import build_real_geometry

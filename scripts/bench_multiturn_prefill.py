@@ -25,7 +25,7 @@ def main() -> None:
     from tests.scripted import Script, think, tool_call
     from tools.backends.hf_reasoner import TransformersReasoner
     from tools.backends.loading import Placement, quiet_transformers
-    from tools.tiny_models import build_all
+    from tools.tiny.models import build_all
 
     quiet_transformers()
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from evals.report import build_report, write_report
 from evals.stats import bootstrap_diff
-from evals.synthetic_run import write_run
+from evals.synthetic.run_folder import write_run
 
 
 def python_bootstrap(pairs: list[tuple[bool, bool]], seed: int = 0, rounds: int = 2000) -> None:

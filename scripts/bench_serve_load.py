@@ -42,12 +42,12 @@ def free_port() -> int:
 def start_server(folder: Path, slots: int, device: str, cache_mb: float) -> tuple[subprocess.Popen, str]:
     import httpx
 
-    from tools.tiny_models import build_llava_onevision, build_reasoner
+    from tools.tiny.models import build_llava_onevision, build_reasoner
 
     reasoner, perceiver = build_reasoner(folder / "reasoner"), build_llava_onevision(folder / "perceiver")
     port = free_port()
     env = {**os.environ, "XTHINK_IMAGE_STORE": str(folder / "store"), "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "graphs.cli", "serve", "--port", str(port), "--reasoner", str(reasoner),
+    cmd = [sys.executable, "-m", "graphs.cli.app", "serve", "--port", str(port), "--reasoner", str(reasoner),
            "--perceiver", str(perceiver), "--device", device, "--max-concurrent", str(slots),
            "--reasoner-cache-mb", str(cache_mb), "--perceiver-cache-mb", str(cache_mb)]  # fmt: skip
     with open(folder / "server.log", "w") as log:  # the child keeps its own handle

@@ -1,7 +1,7 @@
 """Page size and opening time of `xthink view` on a synthetic full-paper-size run (10,000 records).
 
 2,500 items x 4 regimes, traces with 2,000 characters of thinking per turn and a 640x480 image per item
-(evals/synthetic_run.py). Prints the seconds to write the page, its size, and the seconds until headless
+(evals/synthetic/run_folder.py). Prints the seconds to write the page, its size, and the seconds until headless
 Chromium has parsed it and shown the first rows, then after filtering all rows and opening an item.
 Run: PYTHONPATH=. python scripts/bench_viewer.py [ITEMS]
 """
@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from evals.synthetic_run import write_run
-from evals.viewer import write_page
+from evals.synthetic.run_folder import write_run
+from evals.viewer.page import write_page
 
 
 def main(items: int = 2500) -> None:

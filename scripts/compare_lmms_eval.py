@@ -2,7 +2,7 @@
 
 Usage: python scripts/compare_lmms_eval.py --reasoner R --perceiver P --out DIR [--mmstar FILE.parquet]
        [--mode iterative ...] [--max-new-tokens 32] [--perceiver-max-new-tokens 16]
-Without --mmstar it writes the synthetic MMStar file (18 items, evals/lmms_tasks.py). Both harnesses run greedy
+Without --mmstar it writes the synthetic MMStar file (18 items, graphs/lmms/tasks.py). Both harnesses run greedy
 with the same settings; xthink eval scores with its own judge-free rules, lmms-eval with MMStar's own scorer and
 aggregation over the letter our model returns. The table lists per regime both accuracies and the items whose
 predictions differ (with both predictions), so every difference can be traced to an item.
@@ -45,7 +45,7 @@ def run_lmms(args, tasks: Path, response: str, traces: Path) -> dict[str, dict]:
     from lmms_eval.tasks import TaskManager
 
     from agent.trace import Result
-    from evals.lmms_model import ExtractThinkLMM
+    from graphs.lmms.model import ExtractThinkLMM
 
     manager = TaskManager(include_path=str(tasks), include_defaults=False)
     out = {}
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--perceiver-max-new-tokens", type=int, default=16)
     args = parser.parse_args()
     args.mode = args.mode or list(REGIMES)
-    from evals.lmms_tasks import mmstar_task, write_local_tasks
+    from graphs.lmms.tasks import mmstar_task, write_local_tasks
 
     tasks = args.out / "tasks"
     data = args.mmstar.resolve() if args.mmstar else write_local_tasks(tasks)["mmstar_local"]

@@ -10,6 +10,6 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers, langgraph; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
 python3 -m pytest -q tests/test_gpu.py -p no:cacheprovider 2>&1 | tail -15
-/usr/bin/time -v python3 -m graphs.cli selftest --device auto 2>/tmp/selftest.time | tail -22
+/usr/bin/time -v python3 -m graphs.cli.app selftest --device auto 2>/tmp/selftest.time | tail -22
 grep -E "Elapsed|Maximum resident" /tmp/selftest.time
 timeout 480 python3 scripts/bench_gpu.py | tee /tmp/bench_gpu.json

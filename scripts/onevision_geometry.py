@@ -23,7 +23,7 @@ def save_onevision(out: Path, tok, vision, text, tie_word_embeddings: bool = Fal
         LlavaOnevisionVideoProcessor,
     )
 
-    from tools.tiny_models import _save_model
+    from tools.tiny.models import _save_model
 
     config = LlavaOnevisionConfig(
         vision_config=vision, text_config=text, image_grid_pinpoints=PINPOINTS, vision_aspect_ratio="anyres_max_9",

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     from tools.backends.loading import quiet_transformers
-    from tools.tiny_models import PERCEIVER_BUILDERS, build_all
+    from tools.tiny.models import PERCEIVER_BUILDERS, build_all
 
     quiet_transformers()
     return build_all(tmp_path_factory.mktemp("tiny"), tuple(PERCEIVER_BUILDERS))

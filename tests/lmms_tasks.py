@@ -1,11 +1,11 @@
-"""A test-only lmms-eval task whose images are files opened by its own doc_to_visual (evals/lmms_tasks.py has
+"""A test-only lmms-eval task whose images are files opened by its own doc_to_visual (graphs/lmms/tasks.py has
 the MMStar and V* tasks over parquet)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from evals.lmms_tasks import mmstar_task
+from graphs.lmms.tasks import mmstar_task
 
 def file_doc_to_visual(doc):
     """Many lmms-eval tasks keep images as files next to the data and open them in doc_to_visual (the harness

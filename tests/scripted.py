@@ -1,4 +1,4 @@
-"""Forced decoding for the tiny reasoner (tools/forced.py): real `generate` calls that emit scripted text.
+"""Forced decoding for the tiny reasoner (tools/tiny/forced.py): real `generate` calls that emit scripted text.
 
 This is how the tests get deterministic trajectories through the real generate -> parse -> tool ->
 perceiver -> reasoner path. `Script` takes the next entry per generate call and keeps the requests seen.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from transformers import LogitsProcessor
 
-from tools.forced import ForceTokens, Script, think, tool_call  # noqa: F401 - the tests' scripting API
+from tools.tiny.forced import ForceTokens, Script, think, tool_call  # noqa: F401 - the tests' scripting API
 
 
 class Constant:

@@ -9,7 +9,7 @@ from tools.backends.base import Message, ReasonRequest, SamplingSettings
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import ModelLoadError, Placement
-from tools.backends.logits import ThinkingBudgetProcessor, is_reflection_token, reflection_token_ids
+from tools.backends.thinking import ThinkingBudgetProcessor, is_reflection_token, reflection_token_ids
 from tools.backends.spec import ModelSpecError, parse_model
 
 CPU = Placement(device="cpu")

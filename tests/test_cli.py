@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from graphs.cli import app
+from graphs.cli.app import app
 
 runner = CliRunner()
 FAST = ["--greedy", "--max-new-tokens", "12", "--thinking-budget", "8", "--device", "cpu"]
@@ -45,7 +45,7 @@ def test_ask_shows_steps_and_answer(tiny, image_path):
 
 def test_real_subprocess_with_json(tiny, image_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "graphs.cli", "ask", str(image_path), "Colour?", "-o", "red", "-o", "blue",
+    cmd = [sys.executable, "-m", "graphs.cli.app", "ask", str(image_path), "Colour?", "-o", "red", "-o", "blue",
            "--json", "--mode", "extract", *models(tiny), *FAST]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -141,7 +141,7 @@ def test_default_perceiver_offline_explains_the_conversion(tiny, bad_files):
     assert "markendo/llava-extract-qwen3-0.6B" in result.output and "hf download" in result.output
 
 
-# A value other than the default for every generation setting, as flags (graphs/cli_settings.py).
+# A value other than the default for every generation setting, as flags (graphs/cli/settings.py).
 EVERY_SETTING = {"max_extractions": ("--max-extractions", "2", 2), "thinking": ("--no-think", None, False),
                  "greedy": ("--greedy", None, True), "seed": ("--seed", "5", 5),
                  "thinking_budget": ("--thinking-budget", "64", 64), "max_new_tokens": ("--max-new-tokens", "99", 99),
@@ -175,8 +175,8 @@ def capture(monkeypatch, module, name, pick):
 
 
 def test_ask_eval_and_chat_take_every_setting_and_hand_it_to_the_run(tiny, image_path, tmp_path, monkeypatch):
-    from evals.synthetic import mmstar_rows, write_parquet
-    from graphs import cli, cli_chat, cli_eval
+    from evals.synthetic.benchmarks import mmstar_rows, write_parquet
+    from graphs.cli import app as cli, chat as cli_chat, eval as cli_eval
 
     flags = every_setting_flag()
     asked = capture(monkeypatch, cli, "_run_ask", lambda *args: args[7])

@@ -11,7 +11,7 @@ import time
 import pytest
 from PIL import Image
 
-from tools.image_store import ContentStore
+from tools.images.store import ContentStore
 
 
 def png_bytes(colour) -> bytes:

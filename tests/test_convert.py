@@ -10,12 +10,12 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from graphs.cli import app
+from graphs.cli.app import app
 from tests.llava_next import write_checkpoint
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.loading import Placement
-from tools.convert import ConversionError, convert, grid_pinpoints
+from tools.backends.checkpoint_convert import ConversionError, convert, grid_pinpoints
 
 
 @pytest.fixture(scope="module")

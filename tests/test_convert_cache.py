@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from graphs.cli import app
+from graphs.cli.app import app
 from tests.llava_next import write_checkpoint
-from tools.convert import ensure_converted
+from tools.backends.checkpoint_convert import ensure_converted
 
 PROJECTOR = "model.mm_projector.2.bias"
 
@@ -50,7 +50,7 @@ def test_a_checkpoint_retrained_in_place_is_converted_again(checkpoint, tmp_path
 
 CONVERT_SLOWLY = """
 import logging, sys, time
-import tools.convert as c
+import tools.backends.checkpoint_convert as c
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 build = c.build_target
 c.build_target = lambda *a: (time.sleep(2), build(*a))[1]  # widen the race: both start before one ends

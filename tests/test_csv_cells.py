@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.cells import spreadsheet_safe
-from evals.synthetic_run import write_run
-from graphs.cli import app
+from evals.synthetic.run_folder import write_run
+from graphs.cli.app import app
 
 runner = CliRunner()
 HOSTILE_ID = "=HYPERLINK(\"http://x\",\"y\")"

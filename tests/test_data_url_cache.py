@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from tools.backends.openai_api import DataUrlCache, data_url
+from tools.backends.openai_wire import DataUrlCache, data_url
 
 
 def noise(seed: int, size=(120, 120)) -> Image.Image:
@@ -43,7 +43,7 @@ def test_the_bound_comes_from_the_environment(monkeypatch):
 
 
 def test_staged_inline_images_stay_within_their_bytes():
-    from agent.chat import _Staged
+    from agent.assistant_turns import _Staged
 
     staged = _Staged(max_bytes=2500)
     digests = [staged.put(bytes([i]) * 1000) for i in range(3)]

@@ -17,9 +17,9 @@ from tools.backends.base import Message, PerceiveRequest, ReasonRequest, Samplin
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
-from tools.backends.logits import ThinkingBudgetProcessor
+from tools.backends.thinking import ThinkingBudgetProcessor
 from tools.backends.options import EngineOptions
-from tools.tiny_models import PERCEIVER_BUILDERS
+from tools.tiny.models import PERCEIVER_BUILDERS
 
 CPU = Placement(device="cpu")
 GREEDY = SamplingSettings(greedy=True, max_new_tokens=24, thinking_budget=10)

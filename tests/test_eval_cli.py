@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from evals.synthetic import mmstar_rows, write_parquet
-from graphs.cli import app
+from evals.synthetic.benchmarks import mmstar_rows, write_parquet
+from graphs.cli.app import app
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pytest
 from evals.benchmarks import SchemaError, get_benchmark, split_inline_options, to_sample
 from evals.sampling import stratum, subsample
 from evals.sources import SourceError, image_bytes, load_rows
-from evals.synthetic import mmstar_rows, vmcbench_rows, write_all, write_parquet
+from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_all, write_parquet
 
 
 @pytest.fixture(scope="module")

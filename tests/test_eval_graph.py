@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from evals.runner import BenchSpec, EvalPlan
 from evals.store import RunFolderError, RunStore, read_records
-from evals.synthetic import mmstar_rows, vmcbench_rows, write_parquet
+from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_parquet
 from graphs import eval as eval_graph
 from graphs.api import AskOptions, ExtractThink
-from graphs.cli import app
+from graphs.cli.app import app
 from tests.kill import kill_when, line_count
 from tests.scripted import Constant
 from tools.backends.hf_reasoner import TransformersReasoner
@@ -104,7 +104,7 @@ def test_rerun_skips_done_and_other_settings_are_refused(tmp_path, data, tiny):
 
 def test_killed_run_resumes_with_every_sample_once(tmp_path, data, tiny):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "graphs.cli", "eval", "--bench", f"mmstar={data['mmstar']}",
+    cmd = [sys.executable, "-m", "graphs.cli.app", "eval", "--bench", f"mmstar={data['mmstar']}",
            "--bench", f"vmcbench={data['vmcbench']}", "--mode", "extract", "--mode", "caption",
            "--reasoner", str(tiny.reasoner), "--perceiver", str(tiny.perceivers["llava"]), "--greedy",
            "--max-new-tokens", "48", "--perceiver-max-new-tokens", "24", "--thinking-budget", "32",

@@ -11,10 +11,10 @@ from evals.records import SampleRecord
 from evals.report import build_report, to_markdown
 from evals.runner import BenchSpec, EvalPlan, in_shard
 from evals.store import RunStore, read_records
-from evals.synthetic import mmstar_rows, vmcbench_rows, write_parquet
+from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_parquet
 from graphs import eval as eval_graph
 from graphs.api import AskOptions, ExtractThink
-from graphs.cli import app
+from graphs.cli.app import app
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.loading import Placement
 

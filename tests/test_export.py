@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.store import read_records
-from evals.synthetic import mmstar_rows, write_parquet
-from graphs.cli import app
+from evals.synthetic.benchmarks import mmstar_rows, write_parquet
+from graphs.cli.app import app
 
 runner = CliRunner()
 QUESTION = "What colour is the square?"

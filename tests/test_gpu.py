@@ -10,7 +10,7 @@ from tests.scripted import Script, think, tool_call
 from tools.backends.base import Message, ReasonRequest, SamplingSettings
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
-from tools.tiny_models import PERCEIVER_BUILDERS
+from tools.tiny.models import PERCEIVER_BUILDERS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver

@@ -14,8 +14,8 @@ from evals.benchmarks import get_benchmark, to_sample
 from evals.records import SampleRecord
 from evals.sampling import subsample
 from evals.sources import load_rows
-from evals.synthetic import write_high_res
-from graphs.cli import app
+from evals.synthetic.benchmarks import write_high_res
+from graphs.cli.app import app
 
 
 @pytest.fixture(scope="module")

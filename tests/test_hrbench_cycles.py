@@ -9,7 +9,7 @@ from evals.benchmarks import cycle_label, get_benchmark, to_sample
 from evals.records import SampleRecord
 from evals.sampling import subsample
 from evals.sources import load_rows
-from evals.synthetic import hrbench_rows, write_hrbench_tsv, write_parquet
+from evals.synthetic.benchmarks import hrbench_rows, write_hrbench_tsv, write_parquet
 
 LABELS = ("cycle_a", "cycle_b", "cycle_c", "cycle_d")
 

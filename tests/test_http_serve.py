@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.store import read_records
-from evals.synthetic import mmstar_rows, write_parquet
-from graphs.cli import app
+from evals.synthetic.benchmarks import mmstar_rows, write_parquet
+from graphs.cli.app import app
 
 SERVE = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
 ASK = ["--greedy", "--max-new-tokens", "24", "--thinking-budget", "4096", "--json"]

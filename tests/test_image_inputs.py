@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.image_host import ImageHost
-from tools.image_inputs import ImageInputError, ImagePolicy, _checked_address, acquire, decode_base64
+from tools.images.inputs import ImageInputError, ImagePolicy, _checked_address, acquire, decode_base64
 
 
 def png_bytes(size=(20, 10), colour="red") -> bytes:

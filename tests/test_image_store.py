@@ -9,8 +9,8 @@ import time
 import pytest
 from PIL import Image
 
-from tools.image_inputs import ImageInputError, ImagePolicy
-from tools.image_store import EVERYTHING, MB, ContentStore, StoreBound
+from tools.images.inputs import ImageInputError, ImagePolicy
+from tools.images.store import EVERYTHING, MB, ContentStore, StoreBound
 
 
 def png_bytes(colour, size=(64, 64)) -> bytes:
@@ -93,7 +93,7 @@ def test_the_bound_comes_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_a_conversation_keeps_its_images_and_names_a_pruned_one(monkeypatch, tmp_path):
-    from agent.chat import _store_images
+    from agent.assistant_turns import _store_images
     from agent.trace import ImageInfo
 
     monkeypatch.setenv("XTHINK_IMAGE_STORE", str(tmp_path / "store"))
@@ -115,7 +115,7 @@ def test_a_resumed_run_names_a_pruned_image_without_its_path(tmp_path):
     from agent.settings import AskOptions
     from agent.state import AgentContext
     from agent.trace import ImageInfo
-    from tools.images import ImageError
+    from tools.images.pixels import ImageError
 
     store = ContentStore(tmp_path / "store")
     gone = store.put(png_bytes("blue"))

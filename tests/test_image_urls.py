@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.image_host import ImageHost
-from tools.image_inputs import ImageInputError, ImagePolicy, _checked_address, acquire, parse_allow_hosts
+from tools.images.inputs import ImageInputError, ImagePolicy, _checked_address, acquire, parse_allow_hosts
 
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), 9)  # 64 MB of zeros in about 64 KB
 

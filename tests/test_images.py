@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.images import ImageError, ImageStore, crop_region, load_image, validate_box
+from tools.images.pixels import ImageError, ImageStore, crop_region, load_image, validate_box
 
 
 def _png(img: Image.Image, path) -> str:
@@ -159,7 +159,7 @@ def test_images_beyond_pils_bomb_limit_load_under_our_cap(tmp_path):
 
 
 def test_extreme_aspect_ratios_are_padded_and_small_crops_enlarged():
-    from tools.images import MAX_ASPECT, MIN_CROP_SIDE, fit_aspect
+    from tools.images.pixels import MAX_ASPECT, MIN_CROP_SIDE, fit_aspect
 
     strip = Image.new("RGB", (4000, 3), "red")
     padded = fit_aspect(strip)

@@ -11,8 +11,8 @@ from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
-from tools.images import crop_region, load_image
-from tools.tiny_models import PERCEIVER_BUILDERS
+from tools.images.pixels import crop_region, load_image
+from tools.tiny.models import PERCEIVER_BUILDERS
 
 OPTIONS = ["red", "blue"]
 FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver

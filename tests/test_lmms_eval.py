@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from agent.trace import Result
-from evals.lmms_tasks import mmstar_task, vstar_task, write_hf_parquet
-from evals.synthetic import mmstar_rows, vstar_hub_rows
+from graphs.lmms.tasks import mmstar_task, vstar_task, write_hf_parquet
+from evals.synthetic.benchmarks import mmstar_rows, vstar_hub_rows
 from tests.lmms_tasks import file_task
-from tools.forced import ForceTokens, think, tool_call
+from tools.tiny.forced import ForceTokens, think, tool_call
 
 SETTINGS = {"greedy": True, "max_new_tokens": 16, "thinking_budget": 8, "perceiver_max_new_tokens": 8}
 
@@ -26,7 +26,7 @@ SETTINGS = {"greedy": True, "max_new_tokens": 16, "thinking_budget": 8, "perceiv
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from tools.backends.loading import quiet_transformers
-    from tools.tiny_models import build_all
+    from tools.tiny.models import build_all
 
     quiet_transformers()
     built = build_all(tmp_path_factory.mktemp("lmms-tiny"), ("llava_onevision",))
@@ -113,7 +113,7 @@ def steered_agent(models):
 def test_entry_point_registers_the_model():
     from lmms_eval import models as registry
 
-    from evals.lmms_model import ExtractThinkLMM
+    from graphs.lmms.model import ExtractThinkLMM
 
     assert registry.get_model("extract_think") is ExtractThinkLMM
 
@@ -122,7 +122,7 @@ def test_entry_point_registers_the_model():
 def test_steered_iterative_run_scores_by_lmms_evals_own_scorers(models, task_manager, tmp_path, response, expected):
     """The agent's visible answer names a wrong letter first; only the letter response scores 100%. V* asks for
     max_new_tokens 16, shorter than the forced answer: obeyed, it would cut the `Answer:` line."""
-    from evals.lmms_model import ExtractThinkLMM
+    from graphs.lmms.model import ExtractThinkLMM
 
     lm = ExtractThinkLMM(agent=steered_agent(models), mode="iterative", response=response, concurrency=4,
                          max_new_tokens=120, thinking_budget=60, perceiver_max_new_tokens=8, trace_dir=str(tmp_path))
@@ -132,7 +132,7 @@ def test_steered_iterative_run_scores_by_lmms_evals_own_scorers(models, task_man
 
 
 def test_steered_samples_carry_both_models_token_counts(models, task_manager, tmp_path):
-    from evals.lmms_model import ExtractThinkLMM
+    from graphs.lmms.model import ExtractThinkLMM
 
     lm = ExtractThinkLMM(agent=steered_agent(models), max_new_tokens=120, thinking_budget=60,
                          perceiver_max_new_tokens=8, trace_dir=str(tmp_path))
@@ -149,7 +149,7 @@ FIRST_STEP = {"iterative": ("reason", "iterate"), "iterative+look": ("extract", 
 
 @pytest.mark.parametrize("mode", list(FIRST_STEP))
 def test_every_regime_runs(models, task_manager, tmp_path, mode):
-    from evals.lmms_model import ExtractThinkLMM
+    from graphs.lmms.model import ExtractThinkLMM
 
     lm = ExtractThinkLMM(**models, mode=mode, device="cpu", trace_dir=str(tmp_path), **SETTINGS)
     samples = evaluate(lm, task_manager, ["xt_mmstar"], limit=2)["samples"]["xt_mmstar"]
@@ -159,7 +159,7 @@ def test_every_regime_runs(models, task_manager, tmp_path, mode):
 
 
 def test_broken_image_gives_an_empty_response_and_the_run_goes_on(models, task_manager, tmp_path):
-    from evals.lmms_model import ExtractThinkLMM
+    from graphs.lmms.model import ExtractThinkLMM
 
     lm = ExtractThinkLMM(**models, mode="caption", device="cpu", trace_dir=str(tmp_path), **SETTINGS)
     samples = evaluate(lm, task_manager, ["xt_mmstar_broken"], limit=3)["samples"]["xt_mmstar_broken"]
@@ -170,7 +170,7 @@ def test_broken_image_gives_an_empty_response_and_the_run_goes_on(models, task_m
 
 
 def test_loglikelihood_names_the_tasks_that_need_it(models):
-    from evals.lmms_model import ExtractThinkLMM
+    from graphs.lmms.model import ExtractThinkLMM
 
     with pytest.raises(NotImplementedError, match="multiple_choice"):
         ExtractThinkLMM(**models, device="cpu").loglikelihood([])
@@ -180,7 +180,7 @@ def test_loglikelihood_names_the_tasks_that_need_it(models):
                                            ({"max_extractoins": 2}, "unknown model_args max_extractoins"),
                                            ({"max_extractions": -1}, "max_extractions")])
 def test_bad_model_args_are_named(models, args, message):
-    from evals.lmms_model import ExtractThinkLMM
+    from graphs.lmms.model import ExtractThinkLMM
 
     with pytest.raises(ValueError, match=message):
         ExtractThinkLMM(**models, device="cpu", **args)
@@ -207,8 +207,8 @@ def test_cli_run_writes_results_samples_and_traces(models, tasks, tmp_path):
 
 
 def test_a_trace_opens_in_the_viewer(models, task_manager, tmp_path):
-    from evals.lmms_model import ExtractThinkLMM
-    from evals.viewer import write_page
+    from graphs.lmms.model import ExtractThinkLMM
+    from evals.viewer.page import write_page
 
     lm = ExtractThinkLMM(**models, mode="caption", device="cpu", trace_dir=str(tmp_path / "t"), **SETTINGS)
     evaluate(lm, task_manager, ["xt_vstar"], limit=1)

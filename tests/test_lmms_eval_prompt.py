@@ -1,11 +1,11 @@
-"""How an lmms-eval task's prompt and generation kwargs reach the agent (evals/lmms_prompt.py)."""
+"""How an lmms-eval task's prompt and generation kwargs reach the agent (graphs/lmms/prompt.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from agent.settings import AskOptions
-from evals.lmms_prompt import map_generation_kwargs, parse_task_prompt
+from graphs.lmms.prompt import map_generation_kwargs, parse_task_prompt
 
 LETTER = "Answer with the option's letter from the given choices directly."
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from PIL import Image
 
-from agent.parsing import ToolCall
+from agent.answer import ToolCall
 from tools.backends.base import Message, PerceiveRequest, ReasonRequest, SamplingSettings
-from tools.backends.openai_api import (
+from tools.backends.openai_wire import (
     ResponseError,
     data_url,
     parse_perceive_response,

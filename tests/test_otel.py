@@ -258,7 +258,7 @@ def test_a_dead_collector_changes_neither_answer_nor_time(tiny, image_path, trac
 
 
 def test_cli_refuses_an_endpoint_that_is_not_a_url(image_path):
-    proc = subprocess.run([sys.executable, "-m", "graphs.cli", "ask", str(image_path), "What?",
+    proc = subprocess.run([sys.executable, "-m", "graphs.cli.app", "ask", str(image_path), "What?",
                            "--otel-endpoint", "localhost:6006"], capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert proc.returncode == 2
     assert "OTLP endpoint must be an http(s) URL" in proc.stderr and "Traceback" not in proc.stderr
@@ -290,7 +290,7 @@ def test_phoenix_shows_our_trace(traced, phoenix, tmp_path):
 def test_eval_runs_one_trace_per_sample_with_its_id_and_regime(tiny, phoenix, traced, tmp_path):
     from evals.runner import BenchSpec, EvalPlan
     from evals.store import RunStore, read_records
-    from evals.synthetic import mmstar_rows, write_parquet
+    from evals.synthetic.benchmarks import mmstar_rows, write_parquet
     from graphs import eval as eval_graph
     from tests.scripted import Constant
 
@@ -328,7 +328,7 @@ def test_a_chat_turn_is_traced_with_its_result(tiny, image_path, phoenix, traced
     agent = scripted_agent(tiny)
     assert telemetry.configure(phoenix)
     try:
-        turn = agent.chat(QUESTION, [image_path], thread_id="otel", settings=FAST)
+        turn = agent.assistant_turns(QUESTION, [image_path], thread_id="otel", settings=FAST)
     finally:
         telemetry.shutdown()
     spans = spans_of(phoenix, before)
@@ -343,7 +343,7 @@ def test_a_chat_turn_is_traced_with_its_result(tiny, image_path, phoenix, traced
 def test_cli_ask_exports_its_run_before_exiting(tiny, image_path, phoenix, traced):
     """The process ends right after the answer: the queued spans must still reach the collector."""
     before = {s["context"]["trace_id"] for s in spans_of(phoenix)}
-    cmd = [sys.executable, "-m", "graphs.cli", "ask", str(image_path), "Colour?", "-o", "red", "-o", "blue", "--json",
+    cmd = [sys.executable, "-m", "graphs.cli.app", "ask", str(image_path), "Colour?", "-o", "red", "-o", "blue", "--json",
            "--mode", "extract", "--reasoner", str(tiny.reasoner), "--perceiver", str(tiny.perceivers["llava_onevision"]),
            "--greedy", "--max-new-tokens", "12", "--thinking-budget", "8", "--device", "cpu"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": phoenix}

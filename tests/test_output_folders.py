@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.store import RunFolderError, RunStore
-from graphs.cli import app
+from graphs.cli.app import app
 
 runner = CliRunner()
 
@@ -94,7 +94,7 @@ def test_vet_train_refuses_a_folder_that_is_not_its_own(tmp_path, restart):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from evals.synthetic_run import write_run
+    from evals.synthetic.run_folder import write_run
 
     return write_run(tmp_path_factory.mktemp("runs") / "run", items=4, regimes=("direct", "iterative"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsing import ToolCall, extract_answer, parse_tool_calls, split_output, split_thinking
+from agent.answer import ToolCall, extract_answer, parse_tool_calls, split_output, split_thinking
 
 OPTS = ["red", "blue", "green", "white"]
 

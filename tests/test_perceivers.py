@@ -11,7 +11,7 @@ from PIL import Image
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.loading import Placement
-from tools.tiny_models import PERCEIVER_BUILDERS
+from tools.tiny.models import PERCEIVER_BUILDERS
 
 FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver
 

@@ -119,7 +119,7 @@ CHILD = textwrap.dedent("""
     fast = AskOptions(greedy=True, perceiver_max_new_tokens=8, max_extractions=2)
     for message in job["messages"]:
         images = job["images"] if message == job["messages"][0] else []
-        turn = agent.chat(message, images, thread_id=job["thread"], settings=fast)
+        turn = agent.assistant_turns(message, images, thread_id=job["thread"], settings=fast)
         print(json.dumps({"reply": turn.reply, "error": turn.error,
                           "seen": [[m.role, m.content] for m in script.requests[-1].messages]}))
 """)
@@ -159,7 +159,7 @@ def texts(messages) -> list[tuple[str, str]]:
 
 def test_two_processes_continue_one_thread_in_turn(pg, tiny, image_path, tmp_path):
     db = pg.new_database("one_thread")
-    cli = [sys.executable, "-m", "graphs.cli", "chat", "--reasoner", str(tiny.reasoner), "--perceiver",
+    cli = [sys.executable, "-m", "graphs.cli.app", "chat", "--reasoner", str(tiny.reasoner), "--perceiver",
            str(tiny.perceivers["llava_onevision"]), "--greedy", "--max-new-tokens", "12", "--thinking-budget", "6",
            "--perceiver-max-new-tokens", "6", "--max-extractions", "1", "--device", "cpu",
            "--thread", "shared", "--db", db, str(image_path)]
@@ -203,7 +203,7 @@ def test_a_store_that_cannot_be_opened_is_one_line_and_exit_3(pg, tiny, tmp_path
         ExtractThink(reasoner=str(tiny.reasoner), perceiver=str(tiny.perceivers["llava_onevision"]), checkpointer=db)
     assert "127.0.0.1" in str(raised.value) and wrong not in str(raised.value)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XTHINK_IMAGE_STORE": str(tmp_path / "store")}
-    proc = subprocess.run([sys.executable, "-m", "graphs.cli", "chat", "--reasoner", str(tiny.reasoner),
+    proc = subprocess.run([sys.executable, "-m", "graphs.cli.app", "chat", "--reasoner", str(tiny.reasoner),
                            "--perceiver", str(tiny.perceivers["llava_onevision"]), "--db", db],
                           input="Hello?\n", env=env, check=False, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 3, proc.stderr[-2000:]
@@ -246,12 +246,12 @@ def test_server_stopped_mid_turn_fails_that_turn_and_keeps_the_earlier_ones(pg, 
     reasoner = TransformersReasoner(str(tiny.reasoner), extra_logits_processors=script)
     agent = ExtractThink(reasoner=reasoner, perceiver=str(tiny.perceivers["llava_onevision"]), device="cpu",
                          checkpointer=db)
-    assert agent.chat("What colour?", [image_path], thread_id="t", settings=FAST).reply == "Answer: red"
+    assert agent.assistant_turns("What colour?", [image_path], thread_id="t", settings=FAST).reply == "Answer: red"
     failures: list[BaseException] = []
 
     def second_turn():
         try:
-            agent.chat("Still red?", thread_id="t", settings=FAST)
+            agent.assistant_turns("Still red?", thread_id="t", settings=FAST)
         except BaseException as exc:  # noqa: BLE001 - the test inspects what the turn raised
             failures.append(exc)
 
@@ -271,6 +271,6 @@ def test_server_stopped_mid_turn_fails_that_turn_and_keeps_the_earlier_ones(pg, 
     kept = texts(thread_messages(db, "t"))
     assert ("human", "What colour?") in kept and ("ai", "Answer: red") in kept
     assert ("ai", "Answer: never saved") not in kept
-    again = agent.chat("Are you back?", thread_id="t", settings=FAST)  # the same process: its pool reconnects
+    again = agent.assistant_turns("Are you back?", thread_id="t", settings=FAST)  # the same process: its pool reconnects
     assert again.error is None and again.reply == "Answer: back again"
     assert texts(thread_messages(db, "t"))[-1] == ("ai", "Answer: back again")

@@ -49,7 +49,7 @@ def test_offline_cli_and_python_examples(workdir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[1].startswith("reason iterate") and lines[-1] == "Result"
-    trial = next(b for b in blocks("bash") if "evals.synthetic" in b)
+    trial = next(b for b in blocks("bash") if "evals.synthetic.benchmarks" in b)
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", trial], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -181,7 +181,7 @@ def test_phoenix_example(workdir):
 
 
 def test_assistant_python_and_chat_examples(workdir):
-    out = _python(next(b for b in blocks("python") if "agent.chat(" in b), workdir)
+    out = _python(next(b for b in blocks("python") if "agent.assistant_turns(" in b), workdir)
     assert len(out.strip().splitlines()) >= 3
     chat = next(b for b in blocks("bash") if "xthink chat" in b)
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", chat], cwd=workdir, env=ENV, capture_output=True,

@@ -41,7 +41,7 @@ def server(tiny, tmp_path_factory):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XTHINK_IMAGE_ROOT": str(root),
            "XTHINK_IMAGE_STORE": str(tmp_path_factory.mktemp("serve_store")), "XTHINK_ALLOW_URLS": "1",
            "XTHINK_MAX_EXTRACTIONS_CAP": "3"}
-    cmd = [sys.executable, "-m", "graphs.cli", "serve", "--port", str(port), "--reasoner", str(tiny.reasoner),
+    cmd = [sys.executable, "-m", "graphs.cli.app", "serve", "--port", str(port), "--reasoner", str(tiny.reasoner),
            "--perceiver", str(tiny.perceivers["llava_onevision"]), "--api-key", KEY, "--device", "cpu",
            "--max-images", "2", "--max-pixels", "200000", "--max-concurrent", "2"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -229,7 +229,7 @@ def test_out_of_range_settings_are_400s_naming_the_field(server, client, image_p
 
 
 def test_openai_zero_temperature_or_top_p_means_greedy():
-    from graphs.serve import ChatRequest, ask_options
+    from graphs.server.openai_app import ChatRequest, ask_options
 
     for zero in ({"temperature": 0}, {"top_p": 0.0}):
         options = ask_options(ChatRequest(model="extract-think", messages=[], **zero))

@@ -19,7 +19,7 @@ from PIL import Image
 from transformers import LogitsProcessor
 
 from graphs.api import ExtractThink
-from graphs.serve import ServeLimits, create_app
+from graphs.server.openai_app import ServeLimits, create_app
 from tools.backends.hf_reasoner import TransformersReasoner
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from agent import prompts
-from agent.parsing import extract_answer, split_thinking
+from agent.answer import extract_answer, split_thinking
 from graphs.api import AskOptions, ExtractThink
 from tests.scripted import Script, think
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
-from tools.images import load_image
-from tools.tiny_models import PERCEIVER_BUILDERS
+from tools.images.pixels import load_image
+from tools.tiny.models import PERCEIVER_BUILDERS
 
 OPTIONS = ["red", "blue", "green", "white"]
 FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver

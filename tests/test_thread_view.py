@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from graphs.cli import app
+from graphs.cli.app import app
 from tests.test_viewer import Page, browser  # noqa: F401 - the browser fixture
 
 HOSTILE = ("<!-- a comment <script>window.pwned = 1</script> and on --> </script><script>window.pwned = 2</script>"
@@ -51,11 +51,11 @@ def conversation(tiny, image_path, second_image, tmp_path_factory) -> Conversati
         agent = ExtractThink(reasoner=TransformersReasoner(str(tiny.reasoner), extra_logits_processors=script),
                              perceiver=str(tiny.perceivers["llava_onevision"]), device="cpu",
                              checkpointer=sqlite_checkpointer(root / "chats.sqlite"))  # fmt: skip
-        demo = [agent.chat("What colour is the square?", [image_path], thread_id="demo", settings=fast),
-                agent.chat("And this one?", [second_image], thread_id="demo", settings=fast)]
-        odd = [agent.chat("", [image_path], thread_id="odd", settings=fast),
-               agent.chat("What colour?", [image_path], thread_id="odd", settings=fast, interrupt_before_extract=True)]
-        hostile = agent.chat(HOSTILE, [image_path], thread_id="hostile", settings=fast)
+        demo = [agent.assistant_turns("What colour is the square?", [image_path], thread_id="demo", settings=fast),
+                agent.assistant_turns("And this one?", [second_image], thread_id="demo", settings=fast)]
+        odd = [agent.assistant_turns("", [image_path], thread_id="odd", settings=fast),
+               agent.assistant_turns("What colour?", [image_path], thread_id="odd", settings=fast, interrupt_before_extract=True)]
+        hostile = agent.assistant_turns(HOSTILE, [image_path], thread_id="hostile", settings=fast)
     assert not script.texts and odd[0].error and odd[1].interrupt and demo[1].result.extraction_calls == 1
     return Conversation(root / "chats.sqlite", root / "store", demo, odd, hostile)
 
@@ -124,7 +124,7 @@ def test_images_only_from_the_image_store_with_matching_bytes(browser, conversat
     shutil.copytree(conversation.store, tampered)
     first = Path(conversation.demo[0].result.images[0].path).name
     (tampered / first).write_bytes((tampered / first).read_bytes() + b"\0")
-    from evals.viewer_data import ThreadTurn, thread_page
+    from evals.viewer.data import ThreadTurn, thread_page
 
     result = conversation.demo[1].result
     moved = result.model_copy(update={"images": [i.model_copy(update={"path": str(tampered / Path(i.path).name)})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from graphs.cli import app
+from graphs.cli.app import app
 from tests.test_postgres_threads import pg  # noqa: F401 - the PostgreSQL server fixture
 from tests.test_viewer import Page, browser  # noqa: F401 - the browser fixture
 
@@ -25,8 +25,8 @@ def test_a_postgres_thread_is_viewed_like_a_sqlite_one(pg, browser, tiny, image_
                          perceiver=str(tiny.perceivers["llava_onevision"]), device="cpu",
                          checkpointer=open_checkpointer(url))  # fmt: skip
     fast = AskOptions(greedy=True, perceiver_max_new_tokens=6, max_extractions=2)
-    chats = [agent.chat("What colour?", [image_path], thread_id="demo", settings=fast),
-             agent.chat("Sure?", thread_id="demo", settings=fast)]
+    chats = [agent.assistant_turns("What colour?", [image_path], thread_id="demo", settings=fast),
+             agent.assistant_turns("Sure?", thread_id="demo", settings=fast)]
     runner, env = CliRunner(), {"HF_HUB_OFFLINE": "1", "XTHINK_IMAGE_STORE": str(tmp_path / "store")}
     done = runner.invoke(app, ["view", "--db", url, "--thread", "demo", "-o", str(tmp_path / "pg.html")], env=env)
     assert done.exit_code == 0, done.output

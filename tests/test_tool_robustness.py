@@ -17,7 +17,7 @@ from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
-from tools.images import crop_region, load_image
+from tools.images.pixels import crop_region, load_image
 
 OPTIONS = ["red", "blue"]
 FAST = dict(greedy=True, perceiver_max_new_tokens=8)
@@ -178,11 +178,11 @@ def test_a_hundred_fuzzed_calls_in_one_turn(tiny, image_path):
     """The extract node on 100 calls at once (unknown ids, NaN, huge numbers, nested objects, long requests)."""
     from langgraph.runtime import Runtime
 
-    from agent import loop
-    from agent.parsing import ToolCall, ToolCallError
+    from agent import iterative as loop
+    from agent.answer import ToolCall, ToolCallError
     from agent.state import AgentContext
     from agent.trace import ImageInfo
-    from tools.images import ImageStore
+    from tools.images.pixels import ImageStore
 
     store = ImageStore()
     ref = store.add(image_path)
@@ -226,7 +226,7 @@ def test_fuzzed_regions_on_real_perceivers(tiny, tmp_path):
             crops.append(crop_region(img, read_box(value, *img.size).box))
         except BoxError:
             continue
-    from tools.images import fit_aspect
+    from tools.images.pixels import fit_aspect
 
     for family in ("qwen2_5_vl", "llava_onevision", "idefics3", "internvl"):
         perceiver = TransformersPerceiver(str(tiny.perceivers[family]), Placement(device="cpu"))
@@ -239,7 +239,7 @@ def test_the_terminal_shows_crops_and_repairs():
     from rich.console import Console
 
     from agent.trace import ExtractStep
-    from graphs.render import print_step
+    from graphs.cli.render import print_step
 
     console = Console(record=True, width=200)
     print_step(console, 2, ExtractStep(request="the sign", image_id="image_1", region=[0.1, 0.2, 0.3, 0.4],

@@ -289,7 +289,7 @@ def test_uploads_sit_behind_the_servers_auth(auth_server, image_path):
 def test_stalled_uploads_are_bounded_and_time_out(server, image_path):
     """MAX_UPLOADS_AT_ONCE clients that send a first chunk and stall fill the slots: one more gets 429 at once;
     at the deadline the stalled ones are answered 408 and their slots are free, while they still hold on."""
-    from graphs.uploads import MAX_UPLOADS_AT_ONCE
+    from graphs.server.uploads import MAX_UPLOADS_AT_ONCE
 
     url, _ = server
     release = threading.Event()
@@ -328,7 +328,7 @@ def test_a_server_without_python_multipart_names_the_extra(monkeypatch, tmp_path
     """In process (the app object LangGraph mounts): a form needs python-multipart; a raw body does not."""
     from starlette.testclient import TestClient
 
-    from graphs.uploads import app
+    from graphs.server.uploads import app
 
     monkeypatch.setitem(sys.modules, "python_multipart", None)
     monkeypatch.setenv("XTHINK_IMAGE_STORE", str(tmp_path))
@@ -341,7 +341,7 @@ def test_a_server_without_python_multipart_names_the_extra(monkeypatch, tmp_path
 def test_a_misconfigured_cap_is_named(monkeypatch, tmp_path, image_path):
     from starlette.testclient import TestClient
 
-    from graphs.uploads import app
+    from graphs.server.uploads import app
 
     monkeypatch.setenv("XTHINK_IMAGE_STORE", str(tmp_path))
     monkeypatch.setenv("XTHINK_MAX_IMAGE_BYTES", "lots")

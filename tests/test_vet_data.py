@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evals.synthetic_vet import write_source
-from evals.vet_data import DESCRIBE_PROMPT, REGIONS, TEACHER_SIDE, focus, statements_prompt
-from evals.vet_sources import load_source
-from graphs.cli import app
+from evals.synthetic.vet_source import write_source
+from tools.vet.teacher import DESCRIBE_PROMPT, REGIONS, TEACHER_SIDE, focus, statements_prompt
+from tools.vet.sources import load_source
+from graphs.cli.app import app
 from tests.kill import ENV, kill_when, line_count
 
 runner = CliRunner()
@@ -50,7 +50,7 @@ def test_both_steps_come_from_the_teachers(paper_run, tiny, source):
     reproduces them exactly, so both steps really ran, with these prompts."""
     from tools.backends.base import Message, PerceiveRequest, ReasonRequest, SamplingSettings
     from tools.backends.factory import make_perceiver, make_reasoner
-    from tools.images import load_image
+    from tools.images.pixels import load_image
 
     items = {item.id: item for item in load_source(str(source)).items}
     good = [r for r in records(paper_run) if r["ok"]]
@@ -113,7 +113,7 @@ def test_iterative_style_pairs_are_what_the_extract_tool_sends(tiny, source, tmp
     from agent.prompts import extraction_instruction
     from tools.backends.base import PerceiveRequest
     from tools.backends.factory import make_perceiver
-    from tools.images import crop_region, fit_aspect, load_image
+    from tools.images.pixels import crop_region, fit_aspect, load_image
 
     out = tmp_path / "iter"
     result = vet_data(tiny, source, out, "--style", "iterative", "--limit", "3")
@@ -132,7 +132,7 @@ def test_iterative_style_pairs_are_what_the_extract_tool_sends(tiny, source, tmp
 def test_killed_run_resumes_with_every_item_once(tiny, tmp_path):
     source = write_source(tmp_path / "src", n=16)
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "graphs.cli", "vet-data", "--source", str(source), "--teacher",
+    cmd = [sys.executable, "-m", "graphs.cli.app", "vet-data", "--source", str(source), "--teacher",
            str(tiny.perceivers["llava"]), "--text-teacher", str(tiny.reasoner), "--out", str(out),
            "--statement-tokens", "48", "--description-tokens", "96", "--concurrency", "1", "--device", "cpu"]
     path = out / "records.jsonl"

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.kill import ENV, kill_when
-from tools.tiny_models import PERCEIVER_BUILDERS
+from tools.tiny.models import PERCEIVER_BUILDERS
 from tools.vet.dataset import Pair, write_dataset
 
 INSTRUCTION = "Describe the fine-grained content of the image, including scenes, objects, relationships, " \
@@ -195,7 +195,7 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tiny, data, tmp_path):
 
 def test_killed_training_resumes_from_its_checkpoint(tiny, data, tmp_path):
     out = tmp_path / "resumed"
-    cmd = [sys.executable, "-m", "graphs.cli", "vet-train", "--data", str(data), "--base",
+    cmd = [sys.executable, "-m", "graphs.cli.app", "vet-train", "--data", str(data), "--base",
            str(tiny.perceivers["llava"]), "--out", str(out), "--max-steps", "400", "--save-steps", "5",
            "--lr", "1e-3", "--device", "cpu"]
     kill_when(cmd, lambda: (out / "checkpoints" / "checkpoint-10" / "trainer_state.json").exists(), settle=0.5)
@@ -216,7 +216,7 @@ def test_killed_training_resumes_from_its_checkpoint(tiny, data, tmp_path):
 def test_trained_perceiver_answers_in_ask(tiny, trained, data):
     _, out = trained
     image = data / "images" / "red.png"
-    proc = subprocess.run([sys.executable, "-m", "graphs.cli", "ask", str(image), "What colour is the square?",
+    proc = subprocess.run([sys.executable, "-m", "graphs.cli.app", "ask", str(image), "What colour is the square?",
                            "--mode", "caption", "--reasoner", str(tiny.reasoner), "--perceiver", str(out), "--greedy",
                            "--max-new-tokens", "16", "--device", "cpu", "--json"],
                           env=ENV, capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
@@ -229,7 +229,7 @@ def test_trained_perceiver_answers_in_ask(tiny, trained, data):
 def test_bad_training_input_is_one_line(tiny, tmp_path):
     from typer.testing import CliRunner
 
-    from graphs.cli import app
+    from graphs.cli.app import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["vet-train", "--data", str(tmp_path), "--base", str(tiny.perceivers["llava"]),

@@ -13,9 +13,9 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from evals.synthetic_run import correct, write_run
-from evals.viewer import write_page
-from graphs.cli import app
+from evals.synthetic.run_folder import correct, write_run
+from evals.viewer.page import write_page
+from graphs.cli.app import app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from evals.store import safe_name
-from evals.synthetic_run import write_run
-from evals.viewer import write_page
+from evals.synthetic.run_folder import write_run
+from evals.viewer.page import write_page
 from tests.test_viewer import Page, browser  # noqa: F401 - the browser fixture
 
 # Each would break or hijack a page that escaped only "</": an HTML comment that opens a <script> (the rest of
@@ -105,7 +105,7 @@ def test_run_page_embeds_only_files_inside_the_run(browser, run_naming_outside_f
 
 
 def test_script_safe_json_reads_back_the_same_and_holds_no_markup():
-    from evals.viewer import script_safe
+    from evals.viewer.page import script_safe
 
     value = {"q<": HOSTILE[:300], "n": -0.5}
     text = script_safe(json.dumps(value, ensure_ascii=False))

@@ -11,8 +11,8 @@ from PIL import Image
 
 from tools.backends import loading, vllm_backend
 from tools.backends.base import Message, PerceiveRequest, ReasonRequest, SamplingSettings
-from tools.backends.logits import reflection_token_ids
-from tools.backends.openai_api import CLOSE_THINK
+from tools.backends.thinking import reflection_token_ids
+from tools.backends.openai_wire import CLOSE_THINK
 from tools.backends.vllm_backend import VllmPerceiver, VllmReasoner
 from tests.fake_vllm import fake_vllm_module
 

@@ -4,7 +4,7 @@ One code path serves LLaVA-OneVision, Llava, Idefics3/SmolVLM, Qwen2.5-VL/Qwen3-
 checkpoints): the processor's own chat template places the image tokens, the processor expands them,
 `generate` decodes greedily with thinking switched off (templates that know `enable_thinking` honour it;
 others ignore it). Batching and the reuse of an image's keys/values live in the engine
-(tools/backends/hf_vision_engine.py), one per loaded model.
+(tools/backends/perceiver_engine.py), one per loaded model.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class TransformersPerceiver:
 
     def _location(self) -> str:
         """The folder to load: the paper's LLaVA-NeXT checkpoints are converted once into a cache first."""
-        from tools.convert import ConversionError, ensure_converted, needs_conversion
+        from tools.backends.checkpoint_convert import ConversionError, ensure_converted, needs_conversion
 
         if not needs_conversion(self.spec.location):
             return self.spec.location
@@ -70,8 +70,8 @@ class TransformersPerceiver:
 
     @property
     def engine(self):
-        """The process-wide batching/caching engine of this model (tools/backends/hf_vision_engine.py)."""
-        from tools.backends.hf_vision_engine import PerceiverEngine
+        """The process-wide batching/caching engine of this model (tools/backends/perceiver_engine.py)."""
+        from tools.backends.perceiver_engine import PerceiverEngine
 
         processor, model = self.load()
         device, dtype = self.placement.resolve()

@@ -2,7 +2,7 @@
 
 Prompts are rendered by the model's own chat template (`tools=`, `enable_thinking=`), so a real Qwen3
 checkpoint gets exactly the layout it was trained on. The model loads lazily, once per process, with
-one engine (tools/backends/hf_engine.py) that every backend object naming the same model shares:
+one engine (tools/backends/reasoner_engine.py) that every backend object naming the same model shares:
 concurrent requests are batched into one `generate`, and a prompt that starts like an earlier sequence
 (the next turn of a conversation, the shared system prompt of a run) reuses its keys/values.
 
@@ -62,7 +62,7 @@ class TransformersReasoner:
     @property
     def engine(self):
         """The process-wide batching engine of this model (created with the first backend's options)."""
-        from tools.backends.hf_engine import ReasonerEngine
+        from tools.backends.reasoner_engine import ReasonerEngine
 
         tokenizer, model = self.load()
         device, dtype = self.placement.resolve()
@@ -89,7 +89,7 @@ class TransformersReasoner:
 
     def render(self, request: ReasonRequest) -> str:
         """The exact prompt text the model sees (also used by snapshot tests)."""
-        from tools.backends.hf_engine import render_prompt
+        from tools.backends.reasoner_engine import render_prompt
 
         tokenizer, _ = self.load()
         return render_prompt(tokenizer, request)

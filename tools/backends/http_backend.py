@@ -6,7 +6,7 @@ every backend object of the process that names the same URLs.
 
 The paper's thinking budget is enforced in two calls: the first thinks with `max_tokens` = the budget;
 if it stopped there, the assistant message so far (its think block closed) is sent back and the server
-continues it with the tokens left (tools/backends/openai_api.py: continuation_body). vLLM continues the
+continues it with the tokens left (tools/backends/openai_wire.py: continuation_body). vLLM continues the
 message itself (`continue_final_message`); servers that always add a generation prompt (`transformers
 serve`) answer in a new assistant turn with thinking off. The soft boost of "\n" and "</think>" in the
 last 5% of the budget needs logits access and is in-process only.
@@ -21,7 +21,7 @@ from typing import Sequence
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
 from tools.backends.http_client import Endpoints, EndpointError, HttpSettings
 from tools.backends.loading import ModelLoadError
-from tools.backends.openai_api import (
+from tools.backends.openai_wire import (
     DataUrlCache,
     ResponseError,
     continuation_body,

@@ -2,7 +2,7 @@
 
 These live below the backends (every backend parses its raw output the same way) and below `agent/`,
 so imports run one way: graphs -> agent -> tools. The answer extraction, which only the agent and the
-evals need, stays in `agent/parsing.py`.
+evals need, stays in `agent/answer.py`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
 from tools.backends.loading import ModelLoadError, cached
-from tools.backends.openai_api import CLOSE_THINK, DataUrlCache, first_phase_tokens
+from tools.backends.openai_wire import CLOSE_THINK, DataUrlCache, first_phase_tokens
 from tools.backends.options import EngineOptions
 from tools.backends.spec import parse_model
 from tools.backends.vllm_engine import VllmEngine
@@ -109,7 +109,7 @@ class VllmReasoner(_VllmModel):
         """NoWait's banned tokens, computed once per model and only when some request asks for NoWait."""
         if not any(r.settings.no_wait for r in requests):
             return []
-        from tools.backends.logits import reflection_token_ids
+        from tools.backends.thinking import reflection_token_ids
 
         return cached(("vllm-nowait", self.spec.name), lambda: reflection_token_ids(self.tokenizer()))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, SamplingSettings
-from tools.backends.openai_api import CLOSE_THINK, first_phase_tokens, perceive_messages, sampling_fields
+from tools.backends.openai_wire import CLOSE_THINK, first_phase_tokens, perceive_messages, sampling_fields
 from tools.backends.output_parsing import split_thinking
 from tools.backends.vllm_engine import Completion, Job
 

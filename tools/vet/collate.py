@@ -1,7 +1,7 @@
 """Training batches for a perceiver: the inference prompt, byte for byte, then the target; loss on the target.
 
 The prompt is rendered by the very function the in-process perceiver uses at inference
-(`render_prompt`, tools/backends/hf_vision_engine.py) and processed by the model's own processor with the
+(`render_prompt`, tools/backends/perceiver_engine.py) and processed by the model's own processor with the
 same call, so the image tokens, their expansion and the `<think>\\n\\n</think>` of a thinking-off Qwen3
 template are what the perceiver will see when `xthink ask --perceiver OUT` runs. The target's tokens follow
 the prompt's, tokenized on their own (as generation produces them), then the template's end of the
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from tools.backends.base import PerceiveRequest
-from tools.backends.hf_vision_engine import render_prompt
+from tools.backends.perceiver_engine import render_prompt
 
 IGNORE = -100
 SENTINEL = "\x00VET-TARGET\x00"

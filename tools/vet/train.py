@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tools.folders import claim_folder
+from tools.files.folders import claim_folder
 
 TRAIN_RECORD = "vet_train.json"  # written first (the folder's marker) and again with the summary at the end
 VISION_PARTS = ("vision_tower", "visual", "vision_model")  # LLaVA/InternVL, Qwen-VL, Idefics3/SmolVLM

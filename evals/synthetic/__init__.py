@@ -1,0 +1,1 @@
+"""Synthetic data in the real formats, for tests, benchmarks and offline walk-throughs (not product code)."""

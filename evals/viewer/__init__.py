@@ -1,0 +1,1 @@
+"""`xthink view`: the data a page shows (data.py) and the self-contained HTML page (page.py, assets/)."""

@@ -1,0 +1,241 @@
+"""The in-process engine of the transformers perceiver: batched first looks, cached follow-ups.
+
+Per batch of requests (one worker thread, tools/backends/batcher.py):
+- every request is processed by the model's own processor; when its `image_key` (pixel content, plus the
+  region) was seen, the keys/values of the longest stored sequence on that image are looked up. They
+  must cover all image tokens (the image comes first, the instruction last), so a hit runs no vision
+  tower and no image prefill: `generate` gets the cache and the ids, never the pixels;
+- misses run as one padded `generate` (left padding; each processor pads its own pixel inputs; a request
+  whose image was never seen is not even processed alone first), hits one by one with their cache (rows
+  with different cached lengths cannot share one multimodal `generate`: the vision families compute
+  positions from the whole prompt);
+- every row's prompt + output keys/values are stored under its image key (LRU, bounded in MB).
+
+One request never fails or re-runs another: a request the processor rejects (alone, or only with others) gets
+its own error and the rest are processed and generated once; a cancelled request is forced to end at its
+next token and gets Cancelled. Nothing is streamed here, so a failed shared `generate` is retried row by row.
+
+All six tested families (LLaVA-OneVision, Llava, Idefics3, Qwen2.5-VL, Qwen3-VL, InternVL) batch images of
+different sizes in one call (each processor pads what it needs), so no grouping by shape is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from tools.backends.base import Cancelled, PerceiveOutput, PerceiveRequest, check_cancel
+from tools.backends.batcher import MicroBatcher, RowError
+from tools.backends.compat import cache_kwargs, returned_cache
+from tools.backends.kv_cache import PrefixCache, row_slice
+from tools.backends.options import EngineOptions, model_batcher
+from tools.backends.output_parsing import split_thinking
+
+# Inputs that carry pixels (or describe pixel tensors): left out when the image is already in the cache.
+PIXEL_INPUTS = ("pixel_values", "pixel_attention_mask", "image_sizes", "batch_num_images")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Row:
+    request: PerceiveRequest
+    inputs: dict
+    ids: list[int]
+    cache: object = None
+    reused: int = 0
+    output: PerceiveOutput | None = field(default=None)
+    error: BaseException | None = None
+
+    def outcome(self) -> PerceiveOutput | RowError:
+        cancel = self.request.cancel
+        if self.error is None and cancel is not None and cancel.is_set():
+            self.error = Cancelled("the run was cancelled")
+        return RowError(self.error) if self.error is not None else self.output
+
+
+class PerceiverEngine:
+    def __init__(self, processor, model, options: EngineOptions):
+        self.processor = processor
+        self.model = model
+        self.cache = PrefixCache(options.perceiver_cache_mb)
+        self.batcher: MicroBatcher = model_batcher(self._run, model, options, "perceiver-batcher")
+        config = model.config
+        self.image_token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+
+    def perceive(self, requests: list[PerceiveRequest]) -> list[PerceiveOutput]:
+        return self.batcher.submit(requests)
+
+    def render(self, request: PerceiveRequest) -> str:
+        return render_prompt(self.processor, request)
+
+    # --- the worker side -------------------------------------------------------------------------
+
+    def _run(self, requests: list[PerceiveRequest]) -> list[PerceiveOutput | RowError]:
+        rows = [self._prepare(r) for r in requests]
+        misses = [row for row in rows if row.cache is None and row.error is None]
+        with torch.inference_mode():
+            for group in (m for m in ([r for r in misses if r.request.images],
+                                      [r for r in misses if not r.request.images]) if m):
+                self._generate_batch(group)  # text-only requests (a teacher's text step) batch apart
+            for row in rows:
+                if row.cache is not None and row.error is None:
+                    self._guarded(self._generate_one, row)
+        return [row.outcome() for row in rows]
+
+    def _prepare(self, request: PerceiveRequest) -> _Row:
+        """Process a request on its own only when its image may be cached; a new image waits for the batch."""
+        row = _Row(request, {}, [])
+        try:
+            check_cancel(request.cancel)
+            if request.image_key and self.cache.knows(request.image_key):
+                row.inputs = dict(self.processor(images=list(request.images), text=self.render(request),
+                                                 return_tensors="pt"))
+                row.ids = row.inputs["input_ids"][0].tolist()
+                row.cache, row.reused = self.cache.lookup(request.image_key, row.ids, self._image_end(row.ids))
+        except Exception as exc:  # noqa: BLE001 - this row's error, handed to its caller
+            row.error = exc
+        return row
+
+    @staticmethod
+    def _guarded(step, row: _Row) -> None:
+        try:
+            step(row)
+        except Exception as exc:  # noqa: BLE001
+            row.error = exc
+
+    def _image_end(self, ids: list[int]) -> int:
+        """1 + the position of the last image token: a cached prefix must reach at least this far."""
+        if self.image_token is None or self.image_token not in ids:
+            return len(ids)  # cannot tell where the image ends: never reuse
+        return len(ids) - ids[::-1].index(self.image_token)
+
+    def _generate_one(self, row: _Row) -> None:
+        inputs = row.inputs
+        if row.cache is not None:
+            inputs = {k: v for k, v in inputs.items() if k not in PIXEL_INPUTS}
+            _forget_positions(self.model)
+        inputs = _to_device(inputs, self.model)
+        started = time.perf_counter()
+        out = self._generate(inputs, row.request.max_new_tokens, [row.request.cancel], row.cache)
+        seconds = time.perf_counter() - started
+        self._finish(row, out.sequences[0, len(row.ids) :].tolist(), returned_cache(out), 0, 0, seconds)
+
+    def _generate_batch(self, rows: list[_Row]) -> None:
+        """One padded generate for `rows` (those the processor accepts); alone, row by row, if it raises."""
+        inputs, rows = self._process_rows(rows)
+        if not rows:
+            return
+        width = inputs["input_ids"].shape[1]
+        for i, row in enumerate(rows):
+            row.ids = inputs["input_ids"][i][inputs["attention_mask"][i].bool()].tolist()
+        started = time.perf_counter()
+        try:
+            out = self._generate(_to_device(dict(inputs), self.model), max(r.request.max_new_tokens for r in rows),
+                                 [r.request.cancel for r in rows])  # fmt: skip
+        except Exception as exc:  # noqa: BLE001
+            if len(rows) == 1:
+                rows[0].error = exc
+                return
+            log.warning("a batched generate of %d rows failed (%s); each row is retried alone", len(rows), exc)
+            for row in rows:
+                self._generate_batch([row])
+            return
+        seconds = (time.perf_counter() - started) / len(rows)
+        for i, row in enumerate(rows):
+            self._finish(row, out.sequences[i, width:].tolist(), returned_cache(out), i, width - len(row.ids), seconds)
+
+    def _process_rows(self, rows: list[_Row]) -> tuple[dict | None, list[_Row]]:
+        """The rows' joint inputs. When the processor rejects the batch, the rows it rejects alone get the error
+        and the others are processed together (processing is cheap next to generating)."""
+        try:
+            return self._process([r.request for r in rows]), rows
+        except Exception as exc:  # noqa: BLE001
+            if len(rows) == 1:
+                rows[0].error = exc
+                return None, []
+        good = []
+        for row in rows:
+            try:
+                self._process([row.request])
+                good.append(row)
+            except Exception as exc:  # noqa: BLE001
+                row.error = exc
+        if len(good) == len(rows):  # each is fine alone but not together: generate them one by one
+            for row in rows:
+                self._generate_batch([row])
+            return None, []
+        return self._process_rows(good) if good else (None, [])
+
+    def _process(self, requests: list[PerceiveRequest]):
+        """The processor's inputs for these requests, left-padded."""
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            images = [list(r.images) for r in requests] if requests[0].images else None
+            return self.processor(images=images, text=[self.render(r) for r in requests], return_tensors="pt",
+                                  padding=True)  # fmt: skip
+        finally:
+            tokenizer.padding_side = side
+
+    def _generate(self, inputs: dict, max_new_tokens: int, cancels: list, cache=None):
+        from tools.backends.thinking import CancelRows
+
+        if "mm_token_type_ids" in inputs:
+            _forget_positions(self.model)
+        return self.model.generate(
+            **inputs, **cache_kwargs(cache), max_new_tokens=max_new_tokens, do_sample=False,
+            temperature=None, top_p=None, top_k=None, return_dict_in_generate=True,
+            logits_processor=[CancelRows(cancels, self._eos_ids()[0])] if any(cancels) else None,
+        )  # fmt: skip
+
+    def _finish(self, row: _Row, tokens: list[int], cache, index: int, pad: int, seconds: float) -> None:
+        tokens = self._cut(tokens, row.request.max_new_tokens)
+        kept = row.ids + tokens[:-1]
+        if row.request.image_key and self.cache.enabled and cache is not None:
+            self.cache.store(row.request.image_key, kept, row_slice(cache, index, pad, pad + len(kept)))
+        self.cache.stats.reused_tokens += row.reused
+        self.cache.stats.computed_tokens += len(row.ids) - row.reused
+        _, text = split_thinking(self.processor.decode(tokens, skip_special_tokens=True))
+        row.output = PerceiveOutput(text=text, prompt_tokens=len(row.ids), output_tokens=len(tokens),
+                                    seconds=seconds, cached_tokens=row.reused)  # fmt: skip
+
+    def _eos_ids(self) -> list[int]:
+        eos = self.model.generation_config.eos_token_id
+        return list(eos) if isinstance(eos, (list, tuple)) else [eos]
+
+    def _cut(self, tokens: list[int], limit: int) -> list[int]:
+        """A row's own tokens: up to and including its end of turn, never past its own limit."""
+        eos = set(self._eos_ids())
+        for j, token in enumerate(tokens[:limit]):
+            if token in eos:
+                return tokens[: j + 1]
+        return tokens[:limit]
+
+
+def render_prompt(processor, request: PerceiveRequest) -> str:
+    """The perceiver's prompt text: one user turn (images first, then the instruction), thinking off.
+    Training (tools/vet/collate.py) renders with this same function, so train and inference prompts agree."""
+    content = [{"type": "image"} for _ in request.images] + [{"type": "text", "text": request.instruction}]
+    return processor.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False, enable_thinking=False
+    )
+
+
+def _to_device(inputs: dict, model) -> dict:
+    out = {}
+    for key, value in inputs.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(model.device)
+            value = value.to(model.dtype) if value.is_floating_point() else value
+        out[key] = value
+    return out
+
+
+def _forget_positions(model) -> None:
+    """Qwen-VL models keep the last prompt's rope offsets on the model; a new prompt must recompute them."""
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(inner, "rope_deltas"):
+        inner.rope_deltas = None

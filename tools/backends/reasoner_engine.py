@@ -1,0 +1,231 @@
+"""The in-process generation engine of the transformers reasoner: batching plus KV reuse.
+
+One engine per loaded model, one worker thread (tools/backends/batcher.py). For a batch of requests:
+1. each prompt is rendered and tokenised; the KV cache of the longest stored sequence sharing its
+   prefix is looked up, and only the row's remaining prompt tokens (but the last) are run through the
+   model, row by row, so a prompt's prefill costs its new tokens;
+2. the rows' caches are left-padded into one batched cache and a single greedy `generate` decodes all
+   rows, each with its own processors (thinking budget, NoWait, forced decoding), token limit and
+   sampler (tools/backends/thinking.py: RowLogits);
+3. each row's prompt + output keys/values are cut out of the batched cache and stored for the next turn.
+
+One request never fails or re-runs another: step 1 (prompt, processors, sampler, prefill) runs per row, and a
+row whose setup raises gets its own error while the others decode once. A cancelled request (its `cancel`
+set) is forced to end at its next token and gets Cancelled; its companions go on. Should the shared
+`generate` itself raise, each row is retried alone with the tokens it already streamed forced first, so no
+caller is sent the same text twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+
+from tools.backends.base import Cancelled, ReasonRequest, check_cancel
+from tools.backends.batcher import MicroBatcher, RowError
+from tools.backends.compat import cache_kwargs, returned_cache
+from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, stack_left_padded, to_dynamic_cache
+from tools.backends.options import EngineOptions, model_batcher
+from tools.backends.streaming import RowStreamer
+
+REASONER_NAMESPACE = "reasoner"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One row's outcome, before decoding."""
+
+    tokens: list[int]
+    prompt_tokens: int
+    cached_tokens: int
+    seconds: float
+    finish_reason: str
+
+
+@dataclass
+class _Row:
+    """One request of a batch, set up on its own (see `_setup_row`)."""
+
+    index: int
+    request: ReasonRequest
+    extra: list
+    prompt: list[int]
+    sampler: object
+    cache: object
+    cached: int
+
+
+class ReasonerEngine:
+    def __init__(self, tokenizer, model, options: EngineOptions):
+        self.tokenizer = tokenizer
+        self.model = model
+        self.options = options
+        self.cache = PrefixCache(options.reasoner_cache_mb)
+        self.batcher: MicroBatcher = model_batcher(self._run, model, options, "reasoner-batcher")
+        self.eos_ids = stop_ids(tokenizer, model)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+
+    def generate(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated]:
+        """Run (request, extra logits processors) jobs, batched with other callers' jobs."""
+        return self.batcher.submit(jobs)
+
+    # --- the worker side -------------------------------------------------------------------------
+
+    def _run(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated | RowError]:
+        started = time.perf_counter()
+        results: list = [None] * len(jobs)
+        rows = [row for row in (self._setup_row(i, job, results) for i, job in enumerate(jobs)) if row is not None]
+        if rows:
+            self._generate_rows(rows, results, started)
+        return results
+
+    def _setup_row(self, index: int, job: tuple[ReasonRequest, list], results: list) -> _Row | None:
+        """Everything of one row that can fail on its own (a bad setting, a prompt the template rejects, a
+        cancelled run), done before the shared generate; a failure is this row's result."""
+        request, extra = job
+        try:
+            check_cancel(request.cancel)
+            prompt = self._encode(render_prompt(self.tokenizer, request))
+            self._processors(request, extra, len(prompt))  # built again at the batch's width; raises here
+            sampler = self._sampler(request.settings, self.model.device)
+            with torch.inference_mode():
+                cache, cached = self._prefill(prompt)
+        except Exception as exc:  # noqa: BLE001 - this row's error, handed to its caller
+            results[index] = RowError(exc)
+            return None
+        return _Row(index, request, extra, prompt, sampler, cache, cached)
+
+    def _generate_rows(self, rows: list[_Row], results: list, started: float, replay=None) -> None:
+        """One generate for `rows`; if it raises, each row alone, starting with what it already streamed."""
+        callbacks = [row.request.on_text for row in rows]
+        streamer = RowStreamer(self.tokenizer, callbacks, self.eos_ids, replay) if any(callbacks) else None
+        try:
+            with torch.inference_mode():
+                sequences, batched = self._decode(rows, streamer, replay)
+        except Exception as exc:  # noqa: BLE001
+            if len(rows) == 1:
+                results[rows[0].index] = RowError(exc)
+                return
+            log.warning("a batched generate of %d rows failed (%s); each row is retried alone", len(rows), exc)
+            for i, row in enumerate(rows):
+                self._retry_alone(row, streamer.sent_tokens(i) if streamer else [], results)
+            return
+        seconds = time.perf_counter() - started
+        width = max(len(row.prompt) for row in rows)
+        for i, row in enumerate(rows):
+            if row.request.cancel is not None and row.request.cancel.is_set():
+                results[row.index] = RowError(Cancelled("the run was cancelled"))
+                continue
+            tokens, finish = self._cut(sequences[i, width:].tolist(), row.request.settings.max_new_tokens)
+            self._store(batched, i, width - len(row.prompt), row.prompt + tokens)
+            results[row.index] = Generated(tokens, len(row.prompt), row.cached, seconds, finish)
+
+    def _retry_alone(self, row: _Row, streamed: list[int], results: list) -> None:
+        again = self._setup_row(row.index, (row.request, row.extra), results)  # a fresh cache and sampler
+        if again is not None:
+            self._generate_rows([again], results, time.perf_counter(), replay=[streamed])
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _prefill(self, ids: list[int]):
+        """This row's cache over ids[:-1]: reused where stored, computed for the rest."""
+        cache, reused = self.cache.lookup(REASONER_NAMESPACE, ids)
+        if cache is None:
+            cache = to_dynamic_cache([])
+        todo = ids[reused:-1]
+        if todo:
+            self.model(input_ids=torch.tensor([todo], device=self.model.device), use_cache=True, **cache_kwargs(cache))
+        self.cache.stats.reused_tokens += reused
+        self.cache.stats.computed_tokens += len(todo) + 1
+        return cache_layers(cache), reused
+
+    def _decode(self, rows: list[_Row], streamer: RowStreamer | None, replay=None):
+        from tools.backends.thinking import RowLogits
+
+        prompts = [row.prompt for row in rows]
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, ids in enumerate(prompts):
+            input_ids[i, width - len(ids) :] = torch.tensor(ids)
+            mask[i, width - len(ids) :] = 1
+        device = self.model.device
+        limits = [row.request.settings.max_new_tokens for row in rows]
+        processor = RowLogits(
+            width,
+            [self._processors(row.request, row.extra, width) for row in rows],
+            [row.sampler for row in rows],
+            limits,
+            self.eos_ids[0],
+            cancels=[row.request.cancel for row in rows],
+            prefixes=[list(tokens) for tokens in replay] if replay else None,
+        )
+        caches = [row.cache for row in rows]
+        cache = stack_left_padded(caches, width - 1) if all(caches) else None  # a 1-token prompt has no cache
+        out = self.model.generate(
+            input_ids=input_ids.to(device), attention_mask=mask.to(device), streamer=streamer, **cache_kwargs(cache),
+            logits_processor=[processor], max_new_tokens=max(limits), do_sample=False,
+            temperature=None, top_p=None, top_k=None, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+        )  # fmt: skip
+        return out.sequences.cpu(), returned_cache(out)
+
+    def _processors(self, request: ReasonRequest, extra: list, prompt_len: int) -> list:
+        from tools.backends.thinking import SuppressTokensProcessor, ThinkingBudgetProcessor, reflection_token_ids
+
+        settings = request.settings
+        procs: list = []
+        end_think = self.tokenizer.convert_tokens_to_ids("</think>")
+        has_think = end_think is not None and end_think != self.tokenizer.unk_token_id
+        if settings.thinking and settings.thinking_budget and has_think:
+            newline = self.tokenizer.encode("\n", add_special_tokens=False)[0]
+            procs.append(ThinkingBudgetProcessor(settings.thinking_budget, prompt_len, newline, end_think))
+        if settings.no_wait:
+            procs.append(SuppressTokensProcessor(reflection_token_ids(self.tokenizer)))
+        return procs + list(extra)
+
+    def _sampler(self, settings, device):
+        from tools.backends.thinking import RowSampler
+
+        if settings.greedy:
+            return None
+        top_k = getattr(self.model.generation_config, "top_k", None)
+        return RowSampler(settings.temperature, settings.top_p, top_k, settings.seed, device)
+
+    def _cut(self, tokens: list[int], limit: int) -> tuple[list[int], str]:
+        """The row's own tokens: up to its end-of-turn token, or its limit (the forced stop dropped)."""
+        for j, token in enumerate(tokens[: limit + 1]):
+            if token in self.eos_ids:
+                return (tokens[: j + 1], "stop") if j < limit else (tokens[:limit], "length")
+        return tokens[:limit], "length"
+
+    def _store(self, batched, row: int, pad: int, sequence: list[int]) -> None:
+        """Keep the keys/values of the row's prompt and output (all but its last token, never fed back)."""
+        if not self.cache.enabled or batched is None:
+            return
+        kept = sequence[:-1]
+        self.cache.store(REASONER_NAMESPACE, kept, row_slice(batched, row, pad, pad + len(kept)))
+
+
+def render_prompt(tokenizer, request: ReasonRequest) -> str:
+    return tokenizer.apply_chat_template(
+        [m.to_template() for m in request.messages],
+        tools=list(request.tools) or None,
+        add_generation_prompt=True,
+        tokenize=False,
+        enable_thinking=request.settings.thinking,
+    )
+
+
+def stop_ids(tokenizer, model) -> list[int]:
+    """End-of-turn ids: the generation config's eos ids plus the tokenizer's eos."""
+    ids = model.generation_config.eos_token_id
+    ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids

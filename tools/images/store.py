@@ -1,0 +1,309 @@
+"""The content store: validated images on disk as `<sha256>.<ext>`, bounded in size and age.
+
+Serve, LangGraph runs and chat store every image a client sends, so without a bound the folder grows until
+the disk is full. The bound (XTHINK_STORE_MAX_MB, XTHINK_STORE_MAX_AGE_DAYS) is kept as the store is used:
+each use of a file (the same bytes stored again, a lookup by digest, a conversation's next turn) sets its
+mtime, so mtime means "last used"; a prune removes files past the age bound, then the least recently used
+until the size fits, and never a file used within the grace period (a run between storing an image and
+loading it, a thread that is being talked to). A thread whose images were pruned is told to send them again.
+Only names the store writes are ever removed: `<64 hex>.<ext>` regular files and its own stale
+`xthink-*.part` temporaries; anything else in the folder (and any symlink) is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import stat
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from tools.images.pixels import DEFAULT_MAX_PIXELS, ImageError, load_image
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+DAY = 24 * 3600
+DEFAULT_MAX_MB = 1024
+DEFAULT_MAX_AGE_DAYS = 30
+DEFAULT_KEEP_RECENT_S = 3600
+STORE_FILE = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,12}")  # PIL format names: png, jpg, webp, jpeg2000
+PART_FILE = re.compile(r"xthink-[a-z0-9_]{8}\.part")
+PART_MAX_AGE_S = DAY  # a temporary this old belongs to a process that died mid-write
+RESCAN_S = 300  # a store shared by processes is rescanned this often (each counts only its own writes)
+STUCK_RESCAN_S = 10  # over the bound with nothing evictable (all in the grace period): rescan at most this often
+MAX_TALLIES = 16
+
+
+class ImageInputError(ValueError):
+    """An image from a client cannot be used; `status` is the HTTP code a server should answer with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def env_number(name: str, default: float, kind: type = float) -> float:
+    """A numeric setting; a bad value names its variable (the server is misconfigured: a 500)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = -1
+    if not value >= 0:  # also NaN
+        raise ImageInputError(f"the server's {name} must be a number >= 0, not '{raw[:40]}'", 500)
+    return value
+
+
+def _env_bound(name: str, default: float) -> float | None:
+    if os.environ.get(name, "").strip().lower() in ("off", "none"):
+        return None
+    return env_number(name, default)
+
+
+def cache_root() -> Path:
+    """$XTHINK_CACHE, else ~/.cache/extract-think: the image store and converted checkpoints live under it."""
+    return Path(os.environ.get("XTHINK_CACHE") or Path.home() / ".cache" / "extract-think")
+
+
+def default_store_dir() -> Path:
+    return Path(os.environ.get("XTHINK_IMAGE_STORE") or cache_root() / "images")
+
+
+@dataclass(frozen=True)
+class StoreBound:
+    """How much the store keeps; None is no bound of that kind. Files used within `keep_recent_s` stay."""
+
+    max_bytes: int | None = DEFAULT_MAX_MB * MB
+    max_age_s: float | None = DEFAULT_MAX_AGE_DAYS * DAY
+    keep_recent_s: float = DEFAULT_KEEP_RECENT_S
+
+    @classmethod
+    def of(cls, max_mb: float | None, max_age_days: float | None, keep_recent_s: float = DEFAULT_KEEP_RECENT_S):
+        """From the settings' units; None is no bound. 0 is a bound: only files in the grace period stay."""
+        return cls(None if max_mb is None else int(max_mb * MB), None if max_age_days is None else max_age_days * DAY,
+                   keep_recent_s)  # fmt: skip
+
+    @classmethod
+    def from_env(cls) -> StoreBound:
+        """XTHINK_STORE_MAX_MB (default 1024) and XTHINK_STORE_MAX_AGE_DAYS (default 30); `off` lifts one."""
+        return cls.of(_env_bound("XTHINK_STORE_MAX_MB", DEFAULT_MAX_MB),
+                      _env_bound("XTHINK_STORE_MAX_AGE_DAYS", DEFAULT_MAX_AGE_DAYS))  # fmt: skip
+
+    @property
+    def bounded(self) -> bool:
+        return self.max_bytes is not None or self.max_age_s is not None
+
+
+EVERYTHING = StoreBound(max_bytes=0, max_age_s=None, keep_recent_s=0)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    digest: str
+    path: Path
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    path: Path
+    size: int
+    used: float  # mtime: the last time the store wrote or used it
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    removed: int = 0
+    freed: int = 0
+    kept: int = 0
+    kept_bytes: int = 0
+    failed: int = 0  # due to go but not removable (a read-only store): kept, counted here
+
+
+@dataclass
+class _Tally:
+    """What one process knows of a store's size between scans."""
+
+    bytes: int
+    scanned: float
+    stuck: bool = False
+
+
+_TALLIES: OrderedDict[str, _Tally] = OrderedDict()
+_TALLY_LOCK = threading.Lock()
+
+
+@dataclass
+class ContentStore:
+    """Validated images named by the sha256 of their bytes: the same image is stored once."""
+
+    root: Path
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    bound: StoreBound = field(default_factory=StoreBound)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+
+    def put(self, data: bytes, label: str = "image") -> StoredImage:
+        """Decode (refusing non-images and too many pixels), then store; raise ImageInputError."""
+        digest = hashlib.sha256(data).hexdigest()
+        found = self.find(digest)
+        if found is not None:
+            return found
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix="xthink-", suffix=".part", delete=False) as tmp:
+            tmp.write(data)
+        try:
+            img, fmt = self._check(Path(tmp.name), label)
+            target = self.root / f"{digest}.{fmt}"
+            os.replace(tmp.name, target)
+        finally:
+            Path(tmp.name).unlink(missing_ok=True)
+        self._account(len(data))
+        return StoredImage(digest, target, img.width, img.height)
+
+    def find(self, digest: str) -> StoredImage | None:
+        """A stored image by digest (hex), or None; finding it counts as a use."""
+        if not digest or any(c not in "0123456789abcdef" for c in digest) or len(digest) != 64:
+            return None
+        for path in self.root.glob(f"{digest}.*"):
+            if STORE_FILE.fullmatch(path.name) and _touch(path):
+                try:
+                    with Image.open(path) as img:
+                        return StoredImage(digest, path, img.width, img.height)
+                except OSError:  # pruned by another process just now
+                    return None
+        return None
+
+    def touch(self, paths) -> list[str]:
+        """Mark stored files as used (a conversation's images on each turn), so a prune keeps them; return
+        those of `paths` that are the store's and gone (pruned). Other paths are left alone."""
+        gone = []
+        for path in map(str, paths):
+            name = Path(path).name
+            if STORE_FILE.fullmatch(name) and Path(path).parent == self.root and not _touch(self.root / name):
+                gone.append(path)
+        return gone
+
+    def files(self) -> list[StoreFile]:
+        """The store's own files (regular files named `<sha256>.<ext>`), least recently used first."""
+        return sorted((StoreFile(path, st.st_size, st.st_mtime) for path, st in self._own(STORE_FILE)),
+                      key=lambda f: f.used)  # fmt: skip
+
+    def prune(self, bound: StoreBound | None = None, now: float | None = None) -> PruneReport:
+        """Remove what is past the bound: too old first, then least recently used until the size fits."""
+        bound = bound or self.bound
+        now = time.time() if now is None else now
+        self._drop_stale_parts(now)
+        files = self.files()
+        total, removed, freed, failed = sum(f.size for f in files), 0, 0, 0
+        for f in files:
+            age = now - f.used
+            if age < bound.keep_recent_s:
+                break  # sorted: everything after was used more recently
+            too_old = bound.max_age_s is not None and age > bound.max_age_s
+            if not too_old and not (bound.max_bytes is not None and total > bound.max_bytes):
+                break
+            outcome = _remove_unused(f)
+            if outcome:
+                total, removed, freed = total - f.size, removed + 1, freed + f.size
+            failed += outcome is None
+        return PruneReport(removed, freed, len(files) - removed, total, failed)
+
+    def _own(self, pattern: re.Pattern):
+        """(path, lstat) of regular files directly in the folder whose names match: never symlinks or folders."""
+        try:
+            entries = list(os.scandir(self.root))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if pattern.fullmatch(entry.name):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    yield Path(entry.path), st
+
+    def _drop_stale_parts(self, now: float) -> None:
+        for path, st in self._own(PART_FILE):
+            if now - st.st_mtime > PART_MAX_AGE_S:
+                _remove_unused(StoreFile(path, st.st_size, st.st_mtime))
+
+    def _account(self, size: int) -> None:
+        """After a write: prune when this process's tally passes the bound, or every RESCAN_S seconds."""
+        if not self.bound.bounded:
+            return
+        key, now = str(self.root), time.monotonic()
+        with _TALLY_LOCK:
+            tally = _TALLIES.get(key)
+            if tally is not None:
+                tally.bytes += size
+            if tally is not None and not _due(tally, self.bound, now):
+                return
+        try:
+            report = self.prune()
+        except OSError as exc:  # the image is stored; a store this process cannot list is left as it is
+            log.warning("could not prune the image store: %s", exc)
+            return
+        over = self.bound.max_bytes is not None and report.kept_bytes > self.bound.max_bytes
+        with _TALLY_LOCK:
+            _TALLIES[key] = _Tally(report.kept_bytes, now, over)
+            _TALLIES.move_to_end(key)
+            while len(_TALLIES) > MAX_TALLIES:
+                _TALLIES.popitem(last=False)
+
+    def _check(self, path: Path, label: str) -> tuple[Image.Image, str]:
+        try:
+            img = load_image(path, self.max_pixels)
+        except ImageError as exc:
+            message = str(exc).replace(f"'{path}'", label).replace(str(path), label)
+            status = 413 if "pixels" in message else 400
+            raise ImageInputError(message, status) from None
+        with Image.open(path) as probe:
+            fmt = (probe.format or "png").lower()
+        return img, "jpg" if fmt == "jpeg" else fmt
+
+
+def _due(tally: _Tally, bound: StoreBound, now: float) -> bool:
+    if now - tally.scanned > RESCAN_S:
+        return True
+    over = bound.max_bytes is not None and tally.bytes > bound.max_bytes
+    return over and (not tally.stuck or now - tally.scanned > STUCK_RESCAN_S)
+
+
+def _touch(path: Path) -> bool:
+    """Set mtime to now; False if the file is gone. A read-only store still serves its files."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def _remove_unused(f: StoreFile) -> bool | None:
+    """Unlink unless it was used since the scan (a run touched it meanwhile); None if it cannot be removed."""
+    try:
+        st = os.lstat(f.path)
+        if st.st_mtime != f.used or not stat.S_ISREG(st.st_mode):
+            return False
+        os.unlink(f.path)
+    except FileNotFoundError:
+        return False
+    except OSError:  # no permission: the store is read-only to this process
+        return None
+    return True
