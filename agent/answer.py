@@ -1,7 +1,7 @@
-"""The final answer as the paper extracts it, plus the output parsing the agent shares with the backends.
+"""The final answer as the paper extracts it: `Answer:` on the last line, matched to the options. Pure.
 
-Thinking/tool-call parsing lives in `tools/backends/output_parsing.py` (the backends need it and must not
-import `agent/`); it is re-exported here so the agent has one parsing module. All functions are pure.
+Splitting thinking from the visible text and reading tool calls is tools/backends/output_parsing.py
+(the backends parse what they generate).
 """
 
 from __future__ import annotations
@@ -9,17 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tools.backends.output_parsing import (  # noqa: F401 - re-exported: the agent's parsing API
-    THINK_CLOSE,
-    THINK_OPEN,
-    SplitOutput,
-    ToolCall,
-    ToolCallError,
-    parse_tool_block,
-    parse_tool_calls,
-    split_output,
-    split_thinking,
-)
 
 # lmms-eval's MMStar extraction, which the paper used: `Answer:` on the last line, case-insensitive.
 _ANSWER_LINE = re.compile(r"(?i)Answer\s*:\s*([^\n]+)")

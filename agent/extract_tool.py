@@ -1,9 +1,9 @@
-"""The perception tool: turn a request in words (and optionally a region) into extracted details.
+"""The `extract` tool as the reasoner calls it: its arguments checked, its region read, its trace step.
 
-The reasoner never sees pixels. It says what it needs; this tool builds the paper's instruction
-("Describe the fine-grained content ... Especially, pay attention to <request>."), crops the region
-from the original pixels when one is given (so zooming adds detail), runs the perceiver and returns its
-description with its cost. A region may name an earlier crop (`crop_N`): boxes compose, and the pixels
+The reasoner never sees pixels. It says what it needs; this tool reads and repairs the region it names,
+and tools/perception.py builds the paper's instruction ("Describe the fine-grained content ...
+Especially, pay attention to <request>."), crops the region from the original pixels (so zooming adds
+detail), runs the perceiver and returns its description with its cost. A region may name an earlier crop (`crop_N`): boxes compose, and the pixels
 still come from the original image.
 
 Nothing a reasoner writes may break a run: bad arguments come back as messages to correct, and a
@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from agent.prompts import extraction_instruction
 from agent.trace import ExtractStep
-from tools.backends.base import Cancelled, Perceiver, PerceiveRequest
+from tools.backends.base import Perceiver
 from tools.backends.http_client import EndpointError
-from tools.backends.loading import ModelLoadError
 from tools.boxes import Box, BoxError, compose, read_box
-from tools.images.pixels import ImageStore, crop_region, fit_aspect
+from tools.images.pixels import ImageStore
+from tools.perception import extraction_instruction, is_model_failure, perceive
 
 MAX_REQUEST_CHARS = 500  # a request is a phrase; a page of text is a mistake, refused before the model sees it
 
@@ -108,20 +107,12 @@ def run_extraction(
     max_new_tokens: int = 1024,
 ) -> ExtractStep:
     """One perceiver call on one original image (or a region of it, in its coordinates); the trace step."""
-    image = store.get(image_id)
-    if region is not None:
-        image = crop_region(image, tuple(region))
-    instruction = extraction_instruction(request)
-    key = store.ref(image_id).fingerprint
-    key = key if region is None else f"{key}@{','.join(f'{v:.4f}' for v in region)}"
-    request_ = PerceiveRequest(images=(fit_aspect(image),), instruction=instruction, image_key=key,
-                               max_new_tokens=max_new_tokens)
-    out = perceiver.perceive([request_])[0]
+    seen = perceive(perceiver, store, image_id, request, region, max_new_tokens)
     box = _rounded(region)
     return ExtractStep(
-        purpose=purpose, request=request, instruction=instruction, image_id=image_id, region=box,
-        source_image=image_id, source_region=box, output=out.text, prompt_tokens=out.prompt_tokens,
-        output_tokens=out.output_tokens, seconds=out.seconds, cached_tokens=out.cached_tokens,
+        purpose=purpose, request=request, instruction=seen.instruction, image_id=image_id, region=box,
+        source_image=image_id, source_region=box, output=seen.text, prompt_tokens=seen.prompt_tokens,
+        output_tokens=seen.output_tokens, seconds=seen.seconds, cached_tokens=seen.cached_tokens,
     )  # fmt: skip
 
 
@@ -145,16 +136,3 @@ def extract_safely(perceiver: Perceiver, store: ImageStore, target: Target, requ
 
 def _rounded(box) -> list[float] | None:
     return None if box is None else [round(v, 6) for v in box]
-
-
-def is_model_failure(exc: BaseException) -> bool:
-    """Whether an error is the model's own (it would fail any request): out of memory, a server gone or
-    broken after its retries, a model that cannot load; a cancelled run ends too. A server's 4xx answer is
-    about this one request."""
-    if isinstance(exc, Cancelled):
-        return True
-    if isinstance(exc, EndpointError):
-        return not (exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 429))
-    if isinstance(exc, (MemoryError, ModelLoadError)):
-        return True
-    return type(exc).__name__ == "OutOfMemoryError"  # torch.OutOfMemoryError, without importing torch here

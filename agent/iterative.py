@@ -20,7 +20,7 @@ from agent import prompts, review
 from agent.context import live_context
 from agent.token_stream import token_relay
 from agent.single_pass import reason_record
-from agent.answer import ToolCall, ToolCallError
+from tools.backends.output_parsing import ToolCall, ToolCallError
 from agent.state import AgentContext, AgentState
 from agent.trace import ExtractStep
 from tools.backends.base import Message, ReasonRequest

@@ -1,9 +1,10 @@
-"""Every prompt the regimes send, in one place, so a snapshot test can pin them.
+"""Every prompt the reasoner gets, in one place, so a snapshot test can pin them (the perceiver's
+instruction lives with the perception call, tools/perception.py).
 
 The paper's strings (instruction format, reasoning prompt, post-prompts) are reproduced verbatim from
 `shared/docs/method.md`; the released perception checkpoints were trained on exactly that instruction
 wording, so requests must be phrased to fit it. The iterative prompt is this project's own.
-Bump PROMPTS_VERSION whenever a string here changes: eval records store it.
+Bump PROMPTS_VERSION whenever a string here or in tools/perception.py changes: eval records store it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ from __future__ import annotations
 from agent.answer import option_letters
 
 PROMPTS_VERSION = "2"
-
-GENERIC_INSTRUCTION = (
-    "Describe the fine-grained content of the image, including scenes, objects, relationships, "
-    "instance location, and any text present."
-)
 
 REASONING_PREAMBLE = (
     "You are an excellent text-based reasoning expert. You are required to answer the question based on "
@@ -35,14 +31,6 @@ POST_THINK_OPEN = (
     'Please reason step by step, and give the final answer on the last line by itself in the format of "Answer:".'
 )
 POST_DIRECT_OPEN = 'Answer directly in the format of "Answer:" followed by a short answer.'
-
-
-def extraction_instruction(request: str | None) -> str:
-    """The perceiver's instruction: the generic one, plus `Especially, pay attention to <request>.`"""
-    if not request or not request.strip():
-        return GENERIC_INSTRUCTION
-    focus = request.strip().rstrip(".").strip()
-    return f"{GENERIC_INSTRUCTION} Especially, pay attention to {focus}."
 
 
 def format_question(question: str, options: list[str] | None) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from langgraph.types import interrupt
 
-from agent.answer import ToolCall
+from tools.backends.output_parsing import ToolCall
 from agent.settings import InputError
 
 ACTIONS = ("approve", "edit", "refuse")

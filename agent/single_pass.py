@@ -13,7 +13,8 @@ from langgraph.runtime import Runtime
 from agent import prompts
 from agent.context import live_context
 from agent.token_stream import token_relay
-from agent.answer import extract_answer, split_thinking
+from agent.answer import extract_answer
+from tools.backends.output_parsing import split_thinking
 from agent.state import AgentContext, AgentState
 from agent.trace import ExtractStep, ReasonStep, ToolCallRecord
 from tools.backends.base import Message, PerceiveRequest, ReasonOutput, ReasonRequest

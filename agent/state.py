@@ -13,7 +13,7 @@ from typing import Annotated
 
 from typing_extensions import TypedDict  # pydantic (LangGraph Server's schemas) needs it before Python 3.12
 
-from agent.answer import ToolCall, ToolCallError
+from tools.backends.output_parsing import ToolCall, ToolCallError
 from agent.settings import DEFAULT_MAX_EXTRACTIONS, AskOptions, check_ranges
 from agent.trace import ImageInfo, Step
 from tools.backends.base import Message, Perceiver, Reasoner, SamplingSettings

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from agent import telemetry
-from agent.prompts import PROMPTS_VERSION
+from agent.settings import AskOptions, InputError
 from agent.trace import MODES, ExtractStep, ReasonStep, Result
+from evals.manifest import Agent, manifest
 from evals.benchmarks import get_benchmark, to_sample
 from evals.records import SampleRecord, record_key
 from evals.sampling import subsample
 from evals.scoring import score
-from evals.sources import image_bytes, load_rows
-from evals.store import RunStore, safe_name
-from graphs.api import AskOptions, ExtractThink, InputError
+from evals.sources import load_rows
+from tools.files.data_files import image_bytes
+from evals.store import RunStore
+from tools.files.folders import safe_name
 from tools.images.pixels import ImageError
 
 
@@ -134,10 +134,11 @@ def _extension(data: bytes) -> str:
     return next((ext for magic, ext in _MAGIC if data.startswith(magic)), ".img")
 
 
-def prepare(plan: EvalPlan, store: RunStore, agent: ExtractThink) -> list[WorkItem]:
+def prepare(plan: EvalPlan, store: RunStore, agent: Agent) -> list[WorkItem]:
     """Load and subsample every benchmark, open the run folder, return the items not done yet."""
     loaded = {spec.name: load_rows(get_benchmark(spec.name), spec.path, plan.split) for spec in plan.benches}
-    store.open(manifest(plan, loaded, agent), restart=plan.restart, resume=plan.resume)
+    hashes = {regime: settings_hash(plan, regime) for regime in plan.modes}
+    store.open(manifest(plan, loaded, agent, hashes), restart=plan.restart, resume=plan.resume)
     store.retry_errors = plan.retry_errors
     items: list[WorkItem] = []
     for spec in plan.benches:
@@ -194,7 +195,7 @@ def _write_image(store: RunStore, bench: str, sample_id: str, value, base_dir) -
     return str(path), None
 
 
-def run_item(item: WorkItem, plan: EvalPlan, store: RunStore, agent: ExtractThink) -> SampleRecord:
+def run_item(item: WorkItem, plan: EvalPlan, store: RunStore, agent: Agent) -> SampleRecord:
     """Run, score and store one item; any failure becomes an error record and the run goes on."""
     base = {"regime": item.regime, "benchmark": item.benchmark, "sample_id": item.sample_id,
             "category": item.category, "l2_category": item.l2_category, "gold": item.gold,
@@ -241,68 +242,6 @@ def tool_use(result: Result) -> dict:
         "repaired_boxes": sum(bool(s.repairs) for s in calls),
         "budget_spent": result.budget_spent,
     }
-
-
-def manifest(plan: EvalPlan, loaded: dict, agent: ExtractThink) -> dict:
-    """What was run. `identity` decides whether a folder's run can be resumed as is."""
-    identity = {
-        "reasoner": plan.reasoner if plan.modes != ["direct"] else None,
-        "perceiver": plan.perceiver,
-        "modes": sorted(plan.modes),
-        "settings": plan.settings.as_dict(),
-        "prompts_version": PROMPTS_VERSION,
-        "benchmarks": {name: {"source": rows.source, "content_hash": rows.content_hash} for name, rows in loaded.items()},
-        "split": plan.split,
-        "limit": plan.limit,
-        "seed": plan.seed,
-        "all_sources": plan.all_sources,
-        "shard": list(plan.shard) if plan.shard else None,
-    }
-    return {
-        "identity": identity,
-        "backend": {"reasoner": _backend(agent.reasoner), "perceiver": _backend(agent.perceiver)},
-        "models": {
-            "reasoner": _revision(agent.reasoner) if identity["reasoner"] else None,  # direct-only runs use none
-            "perceiver": _revision(agent.perceiver),
-        },
-        "packages": {name: _version(name) for name in ("extract-think", "torch", "transformers", "langgraph")},
-        "python": platform.python_version(),
-        "concurrency": plan.concurrency,
-        "settings_hash": {regime: settings_hash(plan, regime) for regime in plan.modes},
-    }
-
-
-def _backend(model) -> str:
-    """transformers, vllm or http: which backend served a role (a custom object names its class)."""
-    spec = getattr(model, "spec", None)
-    kinds = {"hub": "transformers", "local": "transformers", "vllm": "vllm", "http": "http"}
-    return kinds.get(getattr(spec, "kind", ""), type(model).__name__)
-
-
-def _revision(backend) -> dict:
-    spec = getattr(backend, "spec", None)
-    info = {"name": getattr(backend, "name", str(backend))}
-    if spec is None:
-        return info
-    if spec.kind == "http":
-        info["urls"] = list(spec.urls)
-        info["served_model"] = backend.load()
-    elif spec.kind == "local":
-        config = Path(spec.location) / "config.json"
-        info["config_sha256"] = hashlib.sha256(config.read_bytes()).hexdigest() if config.exists() else None
-    else:
-        try:
-            info["revision"] = getattr(backend.load()[1].config, "_commit_hash", None)
-        except Exception:  # noqa: BLE001 - the run itself will report the load failure
-            info["revision"] = None
-    return info
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def default_concurrency(agent, device: str) -> int:

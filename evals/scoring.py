@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.answer import split_thinking
+from tools.backends.output_parsing import split_thinking
 
 Method = Literal["answer_line", "answer_option_text", "pattern", "bare_letter", "option_text", "none"]
 FALLBACK_METHODS = ("answer_option_text", "pattern", "bare_letter", "option_text")

@@ -18,16 +18,12 @@ import threading
 from pathlib import Path
 
 from evals.records import SampleRecord
-from tools.files.folders import NotOurFolderError, claim_folder
+from tools.files.folders import NotOurFolderError, RunFolderError, claim_folder
 from tools.files.records import append_line, read_lines
 
 RECORDS = "records.jsonl"
 MANIFEST = "run.json"
 RUN_NAMES = (RECORDS, MANIFEST, "traces", "images", "report")  # everything a run writes at its top level
-
-
-class RunFolderError(ValueError):
-    """The output folder holds a different run, or is unusable; the message says what to pass."""
 
 
 class RunStore:
@@ -113,11 +109,3 @@ def read_records(root: Path, repair: bool = False) -> list[SampleRecord]:
         if earlier is None or not earlier.scored:  # a retried error gives way to the newer record
             seen[record.store_key] = record
     return list(seen.values())
-
-
-def safe_name(sample_id: str) -> str:
-    """A file name for a sample id from a data file: never a path, unique per id (hash prefix)."""
-    import hashlib
-
-    kept = "".join(c for c in sample_id if c.isalnum() or c in "-_")[:40]
-    return hashlib.sha1(sample_id.encode()).hexdigest()[:8] + "_" + kept

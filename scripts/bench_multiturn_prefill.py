@@ -15,14 +15,14 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.scripted: the forced-decoding script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools.tiny.forced: the forced-decoding script
 
 
 def main() -> None:
     from PIL import Image
 
     from graphs.api import AskOptions, ExtractThink
-    from tests.scripted import Script, think, tool_call
+    from tools.tiny.forced import Script, think, tool_call
     from tools.backends.hf_reasoner import TransformersReasoner
     from tools.backends.loading import Placement, quiet_transformers
     from tools.tiny.models import build_all

@@ -15,7 +15,7 @@ from PIL import Image
 from agent import prompts
 from graphs.api import AskOptions, ExtractThink
 from graphs.conversation import ChatTurn, Token, sqlite_checkpointer
-from tests.scripted import Script, think, tool_call
+from tools.tiny.forced import Script, think, tool_call
 from tools.backends.hf_reasoner import TransformersReasoner
 
 FAST = AskOptions(greedy=True, perceiver_max_new_tokens=8, max_extractions=2)
@@ -38,16 +38,16 @@ def test_follow_up_reuses_earlier_extractions_and_new_images_get_next_ids(tiny, 
         tool_call("the new image's colour", image="image_2"), "Answer: blue",
     )  # fmt: skip
     agent = agent_with(tiny, script)
-    first = agent.assistant_turns("What colour is the square?", [image_path], thread_id="t", settings=FAST)
+    first = agent.chat("What colour is the square?", [image_path], thread_id="t", settings=FAST)
     assert first.result.extraction_calls == 1 and first.reply == "Answer: red"
-    second = agent.assistant_turns("And what colour was it again?", thread_id="t", settings=FAST)
+    second = agent.chat("And what colour was it again?", thread_id="t", settings=FAST)
     assert second.result.extraction_calls == 0 and [s.kind for s in second.result.steps] == ["reason"]
     seen = script.requests[2].messages
     assert [m.role for m in seen] == ["system", "user", "assistant", "tool", "assistant", "user"]
     assert seen[3].content == first.result.steps[1].output, "the earlier extraction is in the reasoner's context"
     assert seen[-1].content.startswith("Follow-up question: And what colour was it again?")
     assert second.result.steps[0].cached_tokens > 0, "the conversation's keys/values are reused"
-    third = agent.assistant_turns("What about this one?", [second_image], thread_id="t", settings=FAST)
+    third = agent.chat("What about this one?", [second_image], thread_id="t", settings=FAST)
     assert [i.id for i in third.result.images] == ["image_1", "image_2"]
     assert script.requests[3].messages[-1].content.startswith("New images: image_2 (64x96)")
     assert third.result.steps[1].image_id == "image_2" and third.result.extraction_calls == 1
@@ -58,15 +58,15 @@ def test_budget_applies_per_turn(tiny, image_path):
     one = AskOptions(greedy=True, perceiver_max_new_tokens=8, max_extractions=1)
     script = Script(tool_call("a"), "Answer: x", tool_call("b"), "Answer: y")
     agent = agent_with(tiny, script)
-    agent.assistant_turns("First?", [image_path], thread_id="b", settings=one)
-    second = agent.assistant_turns("Second?", thread_id="b", settings=one)
+    agent.chat("First?", [image_path], thread_id="b", settings=one)
+    second = agent.chat("Second?", thread_id="b", settings=one)
     assert second.result.extraction_calls == 1 and second.result.budget_spent
 
 
 def test_pause_edit_and_refuse_before_extraction(tiny, image_path):
     script = Script(tool_call("the colour"), "Answer: red", tool_call("the shape"), "Answer: square")
     agent = agent_with(tiny, script)
-    paused = agent.assistant_turns("What colour?", [image_path], thread_id="i", settings=FAST, interrupt_before_extract=True)
+    paused = agent.chat("What colour?", [image_path], thread_id="i", settings=FAST, interrupt_before_extract=True)
     assert paused.interrupt["request"] == "the colour" and paused.interrupt["kind"] == "extract"
     done = agent.resume("i", {"action": "edit", "request": "the colour of the square's border"})
     step = done.result.steps[1]
@@ -74,7 +74,7 @@ def test_pause_edit_and_refuse_before_extraction(tiny, image_path):
     assert step.instruction.endswith("pay attention to the colour of the square's border.")
     told = [m.content for m in script.requests[1].messages if m.role == "tool"][0]
     assert told.startswith(prompts.edited_note("the colour of the square's border"))
-    paused = agent.assistant_turns("What shape?", thread_id="i", settings=FAST, interrupt_before_extract=True)
+    paused = agent.chat("What shape?", thread_id="i", settings=FAST, interrupt_before_extract=True)
     assert paused.interrupt["request"] == "the shape"
     refused = agent.resume("i", {"action": "refuse", "reason": "not needed"})
     assert refused.result.extraction_calls == 0 and refused.result.steps[1].review == "refused"
@@ -105,7 +105,7 @@ def test_unusable_input_is_answered_and_the_thread_goes_on(tiny, image_path, tmp
 
     turn = list(run_turn(agent, graph, {"messages": [bad]}, "bad", TurnSettings(settings=FAST)))[-1]
     assert turn.error and "base64" in turn.error and turn.result is None
-    good = agent.assistant_turns("What colour?", [image_path], thread_id="bad", settings=FAST)
+    good = agent.chat("What colour?", [image_path], thread_id="bad", settings=FAST)
     assert good.error is None and good.reply == "Answer: red"
     values = graph.get_state({"configurable": {"thread_id": "bad"}}).values
     assert "base64," not in repr(values), "no pixels in state"
@@ -171,7 +171,7 @@ def test_a_resume_without_the_flag_still_applies_the_decision(tiny, image_path):
 
     script = Script(tool_call("the colour"), "Answer: unknown")
     agent = agent_with(tiny, script)
-    paused = agent.assistant_turns("What colour?", [image_path], thread_id="r", settings=FAST, interrupt_before_extract=True)
+    paused = agent.chat("What colour?", [image_path], thread_id="r", settings=FAST, interrupt_before_extract=True)
     assert paused.interrupt is not None
     plain = TurnSettings(settings=FAST, interrupt_before_extract=False)
     done = list(run_turn(agent, agent._assistant(), Command(resume=False), "r", plain))[-1]

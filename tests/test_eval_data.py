@@ -8,7 +8,8 @@ import pytest
 
 from evals.benchmarks import SchemaError, get_benchmark, split_inline_options, to_sample
 from evals.sampling import stratum, subsample
-from evals.sources import SourceError, image_bytes, load_rows
+from evals.sources import load_rows
+from tools.files.data_files import SourceError, image_bytes
 from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_all, write_parquet
 
 

@@ -12,13 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.runner import BenchSpec, EvalPlan
-from evals.store import RunFolderError, RunStore, read_records
+from evals.store import RunStore, read_records
+from tools.files.folders import RunFolderError
 from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_parquet
 from graphs import eval as eval_graph
 from graphs.api import AskOptions, ExtractThink
 from graphs.cli.app import app
 from tests.kill import kill_when, line_count
-from tests.scripted import Constant
+from tools.tiny.forced import Constant
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement
 

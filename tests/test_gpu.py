@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from graphs.api import AskOptions, ExtractThink
-from tests.scripted import Script, think, tool_call
+from tools.tiny.forced import Script, think, tool_call
 from tools.backends.base import Message, ReasonRequest, SamplingSettings
 from tools.backends.hf_reasoner import TransformersReasoner
 from tools.backends.loading import Placement

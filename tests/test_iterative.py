@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent import prompts
+from tools import perception
 from graphs.api import AskOptions, ExtractThink
-from tests.scripted import Script, think, tool_call
+from tools.tiny.forced import Script, think, tool_call
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
@@ -42,7 +43,7 @@ def test_two_extractions_then_answer(tiny, image_path, family):
     assert result.answer == "A" and result.answer_found
     assert result.extraction_calls == 2
     first, second = result.steps[1], result.steps[3]
-    assert first.instruction == prompts.extraction_instruction("the colour of the square")
+    assert first.instruction == perception.extraction_instruction("the colour of the square")
     assert first.instruction.endswith("Especially, pay attention to the colour of the square.")
     assert second.region == [0.0, 0.0, 0.5, 0.75] and second.image_id == "image_1"
     # What the perceiver said is exactly what the reasoner is shown next.

@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from agent.answer import ToolCall
+from tools.backends.output_parsing import ToolCall
 from tools.backends.base import Message, PerceiveRequest, ReasonRequest, SamplingSettings
 from tools.backends.openai_wire import (
     ResponseError,

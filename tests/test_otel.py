@@ -25,7 +25,7 @@ from agent import openinference as oi
 from agent import telemetry
 from agent.trace import ExtractStep, ReasonStep
 from graphs.api import AskOptions, ExtractThink
-from tests.scripted import Script, think, tool_call
+from tools.tiny.forced import Script, think, tool_call
 from tools.backends.hf_reasoner import TransformersReasoner
 
 FAST = AskOptions(greedy=True, perceiver_max_new_tokens=8, max_extractions=2, thinking_budget=32, max_new_tokens=96)
@@ -292,7 +292,7 @@ def test_eval_runs_one_trace_per_sample_with_its_id_and_regime(tiny, phoenix, tr
     from evals.store import RunStore, read_records
     from evals.synthetic.benchmarks import mmstar_rows, write_parquet
     from graphs import eval as eval_graph
-    from tests.scripted import Constant
+    from tools.tiny.forced import Constant
 
     before = {s["context"]["trace_id"] for s in spans_of(phoenix)}
     bench = write_parquet(mmstar_rows(), tmp_path / "mmstar.parquet")
@@ -328,7 +328,7 @@ def test_a_chat_turn_is_traced_with_its_result(tiny, image_path, phoenix, traced
     agent = scripted_agent(tiny)
     assert telemetry.configure(phoenix)
     try:
-        turn = agent.assistant_turns(QUESTION, [image_path], thread_id="otel", settings=FAST)
+        turn = agent.chat(QUESTION, [image_path], thread_id="otel", settings=FAST)
     finally:
         telemetry.shutdown()
     spans = spans_of(phoenix, before)

@@ -7,7 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from evals.store import RunFolderError, RunStore
+from evals.store import RunStore
+from tools.files.folders import RunFolderError
 from graphs.cli.app import app
 
 runner = CliRunner()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.answer import ToolCall, extract_answer, parse_tool_calls, split_output, split_thinking
+from agent.answer import extract_answer
+from tools.backends.output_parsing import ToolCall, parse_tool_calls, split_output, split_thinking
 
 OPTS = ["red", "blue", "green", "white"]
 

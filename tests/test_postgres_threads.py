@@ -21,7 +21,7 @@ from transformers import LogitsProcessor
 
 from graphs.api import AskOptions, ExtractThink
 from graphs.conversation import ConversationStoreError, close_checkpointer, open_checkpointer
-from tests.scripted import Script, tool_call
+from tools.tiny.forced import Script, tool_call
 from tools.backends.hf_reasoner import TransformersReasoner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ CHILD = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from graphs.api import AskOptions, ExtractThink
-    from tests.scripted import Script
+    from tools.tiny.forced import Script
     from tools.backends.hf_reasoner import TransformersReasoner
     job = json.loads(sys.argv[1])
     script = Script(*job["script"])
@@ -119,7 +119,7 @@ CHILD = textwrap.dedent("""
     fast = AskOptions(greedy=True, perceiver_max_new_tokens=8, max_extractions=2)
     for message in job["messages"]:
         images = job["images"] if message == job["messages"][0] else []
-        turn = agent.assistant_turns(message, images, thread_id=job["thread"], settings=fast)
+        turn = agent.chat(message, images, thread_id=job["thread"], settings=fast)
         print(json.dumps({"reply": turn.reply, "error": turn.error,
                           "seen": [[m.role, m.content] for m in script.requests[-1].messages]}))
 """)
@@ -246,12 +246,12 @@ def test_server_stopped_mid_turn_fails_that_turn_and_keeps_the_earlier_ones(pg, 
     reasoner = TransformersReasoner(str(tiny.reasoner), extra_logits_processors=script)
     agent = ExtractThink(reasoner=reasoner, perceiver=str(tiny.perceivers["llava_onevision"]), device="cpu",
                          checkpointer=db)
-    assert agent.assistant_turns("What colour?", [image_path], thread_id="t", settings=FAST).reply == "Answer: red"
+    assert agent.chat("What colour?", [image_path], thread_id="t", settings=FAST).reply == "Answer: red"
     failures: list[BaseException] = []
 
     def second_turn():
         try:
-            agent.assistant_turns("Still red?", thread_id="t", settings=FAST)
+            agent.chat("Still red?", thread_id="t", settings=FAST)
         except BaseException as exc:  # noqa: BLE001 - the test inspects what the turn raised
             failures.append(exc)
 
@@ -271,6 +271,6 @@ def test_server_stopped_mid_turn_fails_that_turn_and_keeps_the_earlier_ones(pg, 
     kept = texts(thread_messages(db, "t"))
     assert ("human", "What colour?") in kept and ("ai", "Answer: red") in kept
     assert ("ai", "Answer: never saved") not in kept
-    again = agent.assistant_turns("Are you back?", thread_id="t", settings=FAST)  # the same process: its pool reconnects
+    again = agent.chat("Are you back?", thread_id="t", settings=FAST)  # the same process: its pool reconnects
     assert again.error is None and again.reply == "Answer: back again"
     assert texts(thread_messages(db, "t"))[-1] == ("ai", "Answer: back again")

@@ -181,7 +181,7 @@ def test_phoenix_example(workdir):
 
 
 def test_assistant_python_and_chat_examples(workdir):
-    out = _python(next(b for b in blocks("python") if "agent.assistant_turns(" in b), workdir)
+    out = _python(next(b for b in blocks("python") if "agent.chat(" in b), workdir)
     assert len(out.strip().splitlines()) >= 3
     chat = next(b for b in blocks("bash") if "xthink chat" in b)
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", chat], cwd=workdir, env=ENV, capture_output=True,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from agent import prompts
-from agent.answer import extract_answer, split_thinking
+from tools import perception
+from agent.answer import extract_answer
+from tools.backends.output_parsing import split_thinking
 from graphs.api import AskOptions, ExtractThink
-from tests.scripted import Script, think
+from tools.tiny.forced import Script, think
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
@@ -33,7 +35,7 @@ def test_extract_then_think(tiny, image_path, family):
     observe, extract, answer = result.steps
     assert (observe.purpose, extract.purpose, answer.purpose) == ("observe", "extract", "answer")
     assert extract.request == "the square and its colour"
-    assert extract.instruction == prompts.extraction_instruction("the square and its colour")
+    assert extract.instruction == perception.extraction_instruction("the square and its colour")
     assert script.requests[0].settings.thinking is False, "the request is written without thinking"
     assert script.requests[0].messages[0].content == prompts.observe_prompt("What colour is the square?", OPTIONS)
     sent = script.requests[1].messages[0].content
@@ -56,7 +58,7 @@ def test_caption_then_think(tiny, image_path):
     result = agent_with(tiny, script).ask("Colour?", [image_path], OPTIONS, mode="caption", settings=FAST)
     caption, answer = result.steps
     assert caption.purpose == "caption" and caption.request is None
-    assert caption.instruction == prompts.GENERIC_INSTRUCTION
+    assert caption.instruction == perception.GENERIC_INSTRUCTION
     perceiver = TransformersPerceiver(str(tiny.perceivers["llava_onevision"]), Placement(device="cpu"))
     alone = perceiver.perceive([PerceiveRequest((load_image(image_path),), caption.instruction, max_new_tokens=12)])
     assert caption.output == alone[0].text

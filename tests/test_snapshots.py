@@ -6,7 +6,7 @@ import pytest
 
 from graphs import assistant, iterative, single
 from graphs.api import AskOptions, ExtractThink
-from tests.scripted import Script, think, tool_call
+from tools.tiny.forced import Script, think, tool_call
 from tests.snapshot import assert_snapshot
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver

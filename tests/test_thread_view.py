@@ -38,7 +38,7 @@ class Conversation:
 def conversation(tiny, image_path, second_image, tmp_path_factory) -> Conversation:
     from graphs.api import AskOptions, ExtractThink
     from graphs.conversation import sqlite_checkpointer
-    from tests.scripted import Script, think, tool_call
+    from tools.tiny.forced import Script, think, tool_call
     from tools.backends.hf_reasoner import TransformersReasoner
 
     root = tmp_path_factory.mktemp("threads")
@@ -51,11 +51,11 @@ def conversation(tiny, image_path, second_image, tmp_path_factory) -> Conversati
         agent = ExtractThink(reasoner=TransformersReasoner(str(tiny.reasoner), extra_logits_processors=script),
                              perceiver=str(tiny.perceivers["llava_onevision"]), device="cpu",
                              checkpointer=sqlite_checkpointer(root / "chats.sqlite"))  # fmt: skip
-        demo = [agent.assistant_turns("What colour is the square?", [image_path], thread_id="demo", settings=fast),
-                agent.assistant_turns("And this one?", [second_image], thread_id="demo", settings=fast)]
-        odd = [agent.assistant_turns("", [image_path], thread_id="odd", settings=fast),
-               agent.assistant_turns("What colour?", [image_path], thread_id="odd", settings=fast, interrupt_before_extract=True)]
-        hostile = agent.assistant_turns(HOSTILE, [image_path], thread_id="hostile", settings=fast)
+        demo = [agent.chat("What colour is the square?", [image_path], thread_id="demo", settings=fast),
+                agent.chat("And this one?", [second_image], thread_id="demo", settings=fast)]
+        odd = [agent.chat("", [image_path], thread_id="odd", settings=fast),
+               agent.chat("What colour?", [image_path], thread_id="odd", settings=fast, interrupt_before_extract=True)]
+        hostile = agent.chat(HOSTILE, [image_path], thread_id="hostile", settings=fast)
     assert not script.texts and odd[0].error and odd[1].interrupt and demo[1].result.extraction_calls == 1
     return Conversation(root / "chats.sqlite", root / "store", demo, odd, hostile)
 

@@ -14,7 +14,7 @@ from tests.test_viewer import Page, browser  # noqa: F401 - the browser fixture
 def test_a_postgres_thread_is_viewed_like_a_sqlite_one(pg, browser, tiny, image_path, tmp_path, monkeypatch):  # noqa: F811
     from graphs.api import AskOptions, ExtractThink
     from graphs.conversation import open_checkpointer
-    from tests.scripted import Script, tool_call
+    from tools.tiny.forced import Script, tool_call
     from tools.backends.hf_reasoner import TransformersReasoner
 
     monkeypatch.setenv("XTHINK_IMAGE_STORE", str(tmp_path / "store"))
@@ -25,8 +25,8 @@ def test_a_postgres_thread_is_viewed_like_a_sqlite_one(pg, browser, tiny, image_
                          perceiver=str(tiny.perceivers["llava_onevision"]), device="cpu",
                          checkpointer=open_checkpointer(url))  # fmt: skip
     fast = AskOptions(greedy=True, perceiver_max_new_tokens=6, max_extractions=2)
-    chats = [agent.assistant_turns("What colour?", [image_path], thread_id="demo", settings=fast),
-             agent.assistant_turns("Sure?", thread_id="demo", settings=fast)]
+    chats = [agent.chat("What colour?", [image_path], thread_id="demo", settings=fast),
+             agent.chat("Sure?", thread_id="demo", settings=fast)]
     runner, env = CliRunner(), {"HF_HUB_OFFLINE": "1", "XTHINK_IMAGE_STORE": str(tmp_path / "store")}
     done = runner.invoke(app, ["view", "--db", url, "--thread", "demo", "-o", str(tmp_path / "pg.html")], env=env)
     assert done.exit_code == 0, done.output

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from agent import prompts
+from tools import perception
 from graphs.api import AskOptions, ExtractThink
-from tests.scripted import Script, tool_call
+from tools.tiny.forced import Script, tool_call
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.hf_reasoner import TransformersReasoner
@@ -141,7 +142,7 @@ def test_first_look_gives_the_reasoner_a_description_before_its_first_turn(tiny,
     result = agent_with(tiny, script).ask("Colour?", [image_path], OPTIONS,
                                           settings=AskOptions(first_look="caption", **FAST))
     look = result.steps[0]
-    assert look.kind == "extract" and look.purpose == "look" and look.instruction == prompts.GENERIC_INSTRUCTION
+    assert look.kind == "extract" and look.purpose == "look" and look.instruction == perception.GENERIC_INSTRUCTION
     assert f"First look at image_1: {look.output.strip()}" in script.requests[0].messages[1].content
     assert result.extraction_calls == 1 and not result.budget_spent
 
@@ -179,7 +180,7 @@ def test_a_hundred_fuzzed_calls_in_one_turn(tiny, image_path):
     from langgraph.runtime import Runtime
 
     from agent import iterative as loop
-    from agent.answer import ToolCall, ToolCallError
+    from tools.backends.output_parsing import ToolCall, ToolCallError
     from agent.state import AgentContext
     from agent.trace import ImageInfo
     from tools.images.pixels import ImageStore

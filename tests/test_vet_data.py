@@ -110,7 +110,7 @@ def test_vlm_teacher_serves_step_one_text_only(tiny, source, tmp_path):
 
 
 def test_iterative_style_pairs_are_what_the_extract_tool_sends(tiny, source, tmp_path):
-    from agent.prompts import extraction_instruction
+    from tools.perception import extraction_instruction
     from tools.backends.base import PerceiveRequest
     from tools.backends.factory import make_perceiver
     from tools.images.pixels import crop_region, fit_aspect, load_image

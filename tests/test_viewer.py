@@ -62,7 +62,7 @@ def runs(tmp_path_factory):
 
 def test_answer_page_boxes_match_the_region_extractions(browser, tiny, tmp_path):
     from graphs.api import AskOptions, ExtractThink
-    from tests.scripted import Script, think, tool_call
+    from tools.tiny.forced import Script, think, tool_call
     from tools.backends.hf_reasoner import TransformersReasoner
 
     from PIL import Image, ImageDraw

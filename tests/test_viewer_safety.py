@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image
 
-from evals.store import safe_name
+from tools.files.folders import safe_name
 from evals.synthetic.run_folder import write_run
 from evals.viewer.page import write_page
 from tests.test_viewer import Page, browser  # noqa: F401 - the browser fixture

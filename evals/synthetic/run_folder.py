@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from agent.trace import ExtractStep, ImageInfo, ReasonStep, Result, ToolCallRecord
 from evals.records import SampleRecord
-from evals.store import safe_name
+from tools.files.folders import safe_name
 
 REGIMES = ("iterative", "extract", "caption", "direct")
 

@@ -29,7 +29,7 @@ from PIL import Image
 from agent.trace import Result
 from evals.records import SampleRecord
 from evals.report import Report, build_report, run_records
-from evals.store import safe_name
+from tools.files.folders import safe_name
 from tools.images.store import STORE_FILE
 
 IMAGE_SIDE = 768  # longest side of an embedded image, in pixels

@@ -91,8 +91,9 @@ def eval_command(
 
 def _run_eval(plan, device: str, dtype: str, engine, explicit_concurrency: bool = True) -> str:
     from evals.benchmarks import SchemaError
-    from evals.sources import SourceError
-    from evals.store import RunFolderError, RunStore
+    from tools.files.data_files import SourceError
+    from evals.store import RunStore
+    from tools.files.folders import RunFolderError
     from graphs import eval as eval_graph
     from evals.runner import default_concurrency
     from graphs.api import ExtractThink

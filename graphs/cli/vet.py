@@ -41,7 +41,7 @@ def vet_data_command(
     restart: bool = typer.Option(False, "--restart", help="wipe the records in --out and start over"),
 ) -> None:
     """Generate VET training pairs with a teacher VLM (resumable: rerun the same command to continue)."""
-    from evals.store import RunFolderError
+    from tools.files.folders import RunFolderError
     from tools.vet.teacher import VetSettings
     from tools.vet.run import check_folder
 
@@ -62,8 +62,8 @@ def vet_data_command(
 
 
 def _run_vet_data(source, teacher, text_teacher, out, limit, settings, concurrency, device, dtype, restart):
-    from evals.sources import SourceError
-    from evals.store import RunFolderError
+    from tools.files.data_files import SourceError
+    from tools.files.folders import RunFolderError
     from tools.vet.run import VetPlan, run_vet_data
     from tools.vet.sources import load_source
     from tools.backends.http_client import EndpointError

@@ -80,7 +80,7 @@ def token_counts(result) -> AgentTokenCounts:
 
 def response_of(result, options: list[str], response: str) -> str:
     """What the task's scorer gets: the chosen letter (MC), the final visible answer (open), or more."""
-    from agent.answer import split_thinking
+    from tools.backends.output_parsing import split_thinking
     from evals.scoring import extract_choice
 
     if response == "full":

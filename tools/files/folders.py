@@ -9,6 +9,8 @@ restart removes only the names that command writes.
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -56,3 +58,13 @@ def starts_with(path: Path, prefix: bytes) -> bool:
             return handle.read(len(prefix)) == prefix
     except OSError:
         return False
+
+
+class RunFolderError(ValueError):
+    """The output folder holds a different run, or is unusable; the message says what to pass."""
+
+
+def safe_name(sample_id: str) -> str:
+    """A file name for a sample id from a data file: never a path, unique per id (hash prefix)."""
+    kept = "".join(c for c in sample_id if c.isalnum() or c in "-_")[:40]
+    return hashlib.sha1(sample_id.encode()).hexdigest()[:8] + "_" + kept

@@ -56,3 +56,14 @@ def tool_call(request: str, **extra) -> str:
 
 def think(text: str) -> str:
     return f"<think>\n{text}\n</think>\n\n"
+
+
+class Constant:
+    """A factory that makes every reasoner call emit the same text (thread-safe: no shared state)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __call__(self, request, tokenizer) -> list:
+        ids = tokenizer.encode(self.text, add_special_tokens=False)
+        return [ForceTokens(ids, tokenizer.convert_tokens_to_ids("<|im_end|>"))]

@@ -17,7 +17,6 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from evals.store import RunFolderError, safe_name
 from tools.vet.teacher import (
     DESCRIBE_PROMPT,
     STATEMENTS_PROMPT,
@@ -28,8 +27,8 @@ from tools.vet.teacher import (
     paper_pair,
 )
 from tools.vet.sources import SourceItem, VetSource
-from agent.extract_tool import is_model_failure
-from tools.files.folders import NotOurFolderError, claim_folder
+from tools.perception import is_model_failure
+from tools.files.folders import NotOurFolderError, RunFolderError, claim_folder, safe_name
 from tools.images.pixels import ImageError, ImageStore
 from tools.files.records import append_line, read_lines
 from tools.vet.dataset import Pair, write_dataset

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-from evals.sources import LoadedRows, SourceError, _load_local, image_bytes
+from tools.files.data_files import LoadedRows, SourceError, image_bytes, load_files
 
 IMAGE_MARKERS = ("<image>\n", "\n<image>", "<image>")
 
@@ -50,7 +50,7 @@ def load_source(source: str, limit: int | None = None) -> VetSource:
     """Every item of a local file or folder, or of an HF dataset (split `train`); SourceError if unusable."""
     path = Path(source).expanduser()
     looks_local = path.exists() or source.startswith(("/", "./", "../", "~")) or path.suffix in (".json", ".jsonl")
-    loaded = _load_local(path, None) if looks_local else _load_hub(source)
+    loaded = load_files(path, None) if looks_local else _load_hub(source)
     if not loaded.rows:
         raise SourceError(f"{loaded.source} holds no items")
     if not any("conversations" in row for row in loaded.rows[:100]):

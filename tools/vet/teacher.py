@@ -6,7 +6,7 @@ generic fine-grained description incorporating those statements (up to 2048 toke
 the perceiver's own instruction, `Especially, pay attention to ...` naming the item's questions, with the
 teacher's description as the target, so the trained perceiver learns to bring out exactly what the questions
 need. The `iterative` style instead makes the pair a region crop plus a request, built by the same code the
-reasoner's `extract` tool calls go through (agent/extract_tool.py), with the teacher's answer on that crop.
+reasoner's `extract` tool calls go through (tools/perception.py), with the teacher's answer on that crop.
 
 The teacher prompts below are this project's own wording; the manifest records them.
 """
@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from agent.prompts import GENERIC_INSTRUCTION, extraction_instruction
+from tools.perception import GENERIC_INSTRUCTION, extraction_instruction, perceive
 from tools.vet.sources import SourceItem
 from tools.backends.base import Message, Perceiver, PerceiveRequest, Reasoner, ReasonRequest, SamplingSettings
 from tools.images.pixels import ImageStore, crop_region, fit_aspect
@@ -106,11 +106,8 @@ def paper_pair(item: SourceItem, store: ImageStore, teachers: Teachers, settings
 
 def iterative_pair(item: SourceItem, store: ImageStore, teachers: Teachers, settings: VetSettings) -> dict:
     """A request on a region crop, prepared exactly as the `extract` tool prepares it; the teacher answers."""
-    from agent.extract_tool import run_extraction
-
     region = REGIONS[int(hashlib.sha1(item.id.encode()).hexdigest(), 16) % len(REGIONS)]
     request = focus([qa.question for qa in item.qas])
-    step = run_extraction(teachers.perceiver, store, item.id, request, region, purpose="extract",
-                          max_new_tokens=settings.description_tokens)  # fmt: skip
+    seen = perceive(teachers.perceiver, store, item.id, request, region, settings.description_tokens)
     view = fit_aspect(crop_region(store.get(item.id), region))
-    return {"instruction": step.instruction, "target": step.output.strip(), "view": view, "region": list(region)}
+    return {"instruction": seen.instruction, "target": seen.text.strip(), "view": view, "region": list(region)}
