@@ -1,4 +1,4 @@
-"""Nodes of the single-pass regimes (Extract+Think, Caption+Think, direct) and the shared `finalize`.
+"""Nodes of the single-pass regimes: Extract+Think, Caption+Think and the end-to-end VLM (direct).
 
 Each node is a short function of (state, runtime) that calls one model through the runtime context
 and returns a state update with its trace step. Nothing here holds pixels in state.
