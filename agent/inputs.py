@@ -29,7 +29,7 @@ class RegimeInput(TypedDict, total=False):
     request: str | None  # extract mode: a precomputed "contents to observe" request
 
 
-def prepare(state: AgentState) -> dict:
+def check_input(state: AgentState) -> dict:
     """Normalise question, options and images; raise InputError naming what is wrong."""
     images = state.get("images") or []
     if images and all(isinstance(image, ImageInfo) for image in images):

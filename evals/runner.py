@@ -1,6 +1,6 @@
 """What an eval run is (EvalPlan), what it records about itself (the manifest), and one sample's run.
 
-The eval graph (graphs/eval.py) calls these: `prepare` loads every benchmark, picks the same items for
+The eval graph (graphs/eval.py) calls these: `plan_work` loads every benchmark, picks the same items for
 every regime, writes their images into the run folder and lists the work not yet done; `run_item`
 runs one (regime, sample), scores it, stores its trace and appends its record at once.
 """
@@ -134,7 +134,7 @@ def _extension(data: bytes) -> str:
     return next((ext for magic, ext in _MAGIC if data.startswith(magic)), ".img")
 
 
-def prepare(plan: EvalPlan, store: RunStore, agent: Agent) -> list[WorkItem]:
+def plan_work(plan: EvalPlan, store: RunStore, agent: Agent) -> list[WorkItem]:
     """Load and subsample every benchmark, open the run folder, return the items not done yet."""
     loaded = {spec.name: load_rows(get_benchmark(spec.name), spec.path, plan.split) for spec in plan.benches}
     hashes = {regime: settings_hash(plan, regime) for regime in plan.modes}

@@ -18,7 +18,7 @@ from langgraph.types import Send
 
 from evals.records import SampleRecord
 from evals.report import Report, build_report, write_report
-from evals.runner import EvalPlan, WorkItem, prepare, run_item
+from evals.runner import EvalPlan, WorkItem, plan_work, run_item
 from evals.store import RunStore
 from graphs.api import ExtractThink
 
@@ -44,7 +44,7 @@ class SampleState(TypedDict):
 
 def load(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
     ctx = runtime.context
-    items = prepare(ctx.plan, ctx.store, ctx.agent)
+    items = plan_work(ctx.plan, ctx.store, ctx.agent)
     return {"items": items, "already_done": len(ctx.store.load())}
 
 

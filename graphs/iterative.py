@@ -9,19 +9,19 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from agent import iterative as loop
-from agent.inputs import RegimeInput, prepare
+from agent.inputs import RegimeInput, check_input
 from agent.settings import RunContext
 from agent.state import AgentState
 
 
 def build() -> StateGraph:
     builder = StateGraph(AgentState, context_schema=RunContext, input_schema=RegimeInput)
-    builder.add_node("prepare", prepare)
+    builder.add_node("check_input", check_input)
     builder.add_node("start", loop.start)
     builder.add_node("reason", loop.reason)
     builder.add_node("extract", loop.extract)
-    builder.add_edge(START, "prepare")
-    builder.add_edge("prepare", "start")
+    builder.add_edge(START, "check_input")
+    builder.add_edge("check_input", "start")
     builder.add_edge("start", "reason")
     builder.add_conditional_edges("reason", loop.route_after_reason, {"extract": "extract", "__end__": END})
     builder.add_edge("extract", "reason")
@@ -29,7 +29,7 @@ def build() -> StateGraph:
 
 
 def recursion_limit(max_extractions: int) -> int:
-    """Supersteps the loop can need: prepare, start, then (reason, extract) per call, one refusal, the last
+    """Supersteps the loop can need: check_input, start, then (reason, extract) per call, one refusal, the last
     reason."""
     return 2 * (max_extractions + 2) + 5
 

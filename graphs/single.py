@@ -11,7 +11,7 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from agent import single_pass
-from agent.inputs import RegimeInput, prepare
+from agent.inputs import RegimeInput, check_input
 from agent.settings import RunContext
 from agent.state import AgentState
 
@@ -19,8 +19,8 @@ from agent.state import AgentState
 def _builder() -> StateGraph:
     """A graph that first checks its input (agent/inputs.py), with a JSON context."""
     builder = StateGraph(AgentState, context_schema=RunContext, input_schema=RegimeInput)
-    builder.add_node("prepare", prepare)
-    builder.add_edge(START, "prepare")
+    builder.add_node("check_input", check_input)
+    builder.add_edge(START, "check_input")
     return builder
 
 
@@ -29,7 +29,7 @@ def build_extract() -> StateGraph:
     builder.add_node("observe", single_pass.observe)
     builder.add_node("perceive", single_pass.perceive)
     builder.add_node("think", single_pass.think)
-    builder.add_conditional_edges("prepare", single_pass.route_start, {"observe": "observe", "perceive": "perceive"})
+    builder.add_conditional_edges("check_input", single_pass.route_start, {"observe": "observe", "perceive": "perceive"})
     builder.add_edge("observe", "perceive")
     builder.add_edge("perceive", "think")
     builder.add_edge("think", END)
@@ -40,7 +40,7 @@ def build_caption() -> StateGraph:
     builder = _builder()
     builder.add_node("perceive", single_pass.perceive)
     builder.add_node("think", single_pass.think)
-    builder.add_edge("prepare", "perceive")
+    builder.add_edge("check_input", "perceive")
     builder.add_edge("perceive", "think")
     builder.add_edge("think", END)
     return builder
@@ -49,7 +49,7 @@ def build_caption() -> StateGraph:
 def build_direct() -> StateGraph:
     builder = _builder()
     builder.add_node("direct", single_pass.direct)
-    builder.add_edge("prepare", "direct")
+    builder.add_edge("check_input", "direct")
     builder.add_edge("direct", END)
     return builder
 

@@ -150,7 +150,7 @@ def test_one_span_per_node_in_order(traced):
     _, spans = traced
     root = next(s for s in spans if not s.get("parent_id"))
     nodes = [s for s in by_start(spans) if s.get("parent_id") == root["context"]["span_id"]]
-    assert [s["name"] for s in nodes] == ["prepare", "start", "reason", "extract", "reason", "extract", "reason"]
+    assert [s["name"] for s in nodes] == ["check_input", "start", "reason", "extract", "reason", "extract", "reason"]
     assert all(kind(s) == "CHAIN" for s in nodes)
 
 
@@ -354,7 +354,7 @@ def test_cli_ask_exports_its_run_before_exiting(tiny, image_path, phoenix, trace
     root = next(s for s in spans if not s.get("parent_id"))
     assert (attrs(root)["xthink.mode"], attrs(root).get("xthink.answer")) == ("extract", result["answer"])
     nodes = [s["name"] for s in by_start(spans) if s.get("parent_id") == root["context"]["span_id"]]
-    assert nodes == ["prepare", "observe", "perceive", "think"]
+    assert nodes == ["check_input", "observe", "perceive", "think"]
     assert len([s for s in spans if kind(s) == "LLM"]) == len(result["steps"])
 
 
