@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from agent import telemetry
+from agent.prompts import PROMPTS_VERSION
 from agent.settings import AskOptions, InputError
 from agent.trace import MODES, ExtractStep, ReasonStep, Result
 from evals.manifest import Agent, manifest
