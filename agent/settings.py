@@ -24,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from agent.trace import MODES
 from tools.backends.base import SamplingSettings
+from tools.backends.thinking import DEFAULT_THINKING_BUDGET
 from tools.images.pixels import DEFAULT_MAX_PIXELS
 
 DEFAULT_MAX_EXTRACTIONS = 4
@@ -31,7 +32,7 @@ FIRST_LOOKS = ("none", "caption")
 MAX_OPTIONS = 26
 
 # The paper's pairs: (reasoner, perceiver). The perceivers are the authors' extraction checkpoints, converted
-# from LLaVA-NeXT format into transformers format on first use (tools/backends/checkpoint_convert.py).
+# from LLaVA-NeXT format into transformers format on first use (tools/backends/conversion_cache.py).
 PAIRS = {
     "small": ("Qwen/Qwen3-1.7B", "markendo/llava-extract-qwen3-0.6B"),
     "large": ("Qwen/Qwen3-4B", "markendo/llava-extract-qwen3-1.7B"),
@@ -110,7 +111,8 @@ class AskOptions:
     thinking: bool = field(default=True, metadata={"help": "reasoner without thinking (the paper's settings)"})
     greedy: bool = field(default=False, metadata={"help": "greedy decoding instead of the paper's sampling"})
     seed: int | None = field(default=None, metadata={"help": "random seed for sampling"})
-    thinking_budget: int | None = field(default=4096, metadata={"help": "thinking tokens before </think>"})
+    thinking_budget: int | None = field(default=DEFAULT_THINKING_BUDGET,
+                                        metadata={"help": "thinking tokens before </think>"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "reasoner tokens per turn (default: the "
                                                                        "paper's, 5120 thinking, 1024 not)"})
     no_wait: bool = field(default=False, metadata={"help": "mask self-reflection words (NoWait)"})

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from graphs.cli.app import app
 from tests.llava_next import write_checkpoint
 from tools.backends.base import PerceiveRequest
-from tools.backends.hf_perceiver import TransformersPerceiver
+from tools.backends.hf_perceiver import TransformersPerceiver, vlm_folder
 from tools.backends.loading import Placement
-from tools.backends.checkpoint_convert import ConversionError, convert, grid_pinpoints
+from tools.backends.checkpoint_convert import convert
+from tools.backends.llava_next_mapping import ConversionError, grid_pinpoints
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_perceiver_converts_on_first_use_and_reuses(checkpoint, tmp_path, monkey
     assert len(cached) == 1 and (cached[0] / "conversion.json").exists()
     stamp = (cached[0] / "conversion.json").stat().st_mtime_ns
     again = TransformersPerceiver(str(checkpoint), Placement("cpu"))
-    assert again._location() == str(cached[0]) and (cached[0] / "conversion.json").stat().st_mtime_ns == stamp
+    assert vlm_folder(again.name) == str(cached[0]) and (cached[0] / "conversion.json").stat().st_mtime_ns == stamp
     assert first.output_tokens == 4
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from graphs.cli.app import app
 from tests.llava_next import write_checkpoint
-from tools.backends.checkpoint_convert import ensure_converted
+from tools.backends.conversion_cache import ensure_converted
 
 PROJECTOR = "model.mm_projector.2.bias"
 
@@ -51,10 +51,11 @@ def test_a_checkpoint_retrained_in_place_is_converted_again(checkpoint, tmp_path
 CONVERT_SLOWLY = """
 import logging, sys, time
 import tools.backends.checkpoint_convert as c
+from tools.backends.conversion_cache import ensure_converted
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 build = c.build_target
 c.build_target = lambda *a: (time.sleep(2), build(*a))[1]  # widen the race: both start before one ends
-print(c.ensure_converted(sys.argv[1]))
+print(ensure_converted(sys.argv[1]))
 """
 
 

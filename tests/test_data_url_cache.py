@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from tools.backends.openai_wire import DataUrlCache, data_url
+from tools.backends.data_urls import DataUrlCache, data_url
 
 
 def noise(seed: int, size=(120, 120)) -> Image.Image:

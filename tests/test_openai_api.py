@@ -8,25 +8,13 @@ import pytest
 from PIL import Image
 
 from tools.backends.output_parsing import ToolCall
-from tools.backends.base import Message, PerceiveRequest, ReasonRequest, SamplingSettings
-from tools.backends.openai_wire import (
-    ResponseError,
-    data_url,
-    parse_perceive_response,
-    parse_reason_response,
-    perceive_body,
-    reason_body,
-    served_models,
-)
+from tools.backends.base import Message, PerceiveRequest, ReasonOutput, ReasonRequest, SamplingSettings
+from tools.backends.data_urls import data_url
+from tools.backends.openai_requests import perceive_body, reason_body
+from tools.backends.openai_responses import ResponseError, parse_perceive_response, parse_reason_response, served_models
 from tools.backends.spec import ModelSpecError, parse_model
-from tools.backends.vllm_backend import (
-    CLOSE_THINK,
-    assemble,
-    continuation,
-    first_phase_tokens,
-    sampling_kwargs,
-    to_reason_output,
-)
+from tools.backends.thinking import CLOSE_THINK, close_thinking, thinking_phase_tokens
+from tools.backends.vllm_requests import continuation, sampling_kwargs
 
 TOOL = {"type": "function", "function": {"name": "extract", "parameters": {"type": "object"}}}
 
@@ -145,8 +133,8 @@ def test_vllm_sampling_mapping():
 
 def test_vllm_budget_phases():
     settings = SamplingSettings.paper()
-    assert first_phase_tokens(settings) == 4096
-    assert first_phase_tokens(settings.replace(thinking=False)) == 5120
+    assert thinking_phase_tokens(settings) == 4096
+    assert thinking_phase_tokens(settings.replace(thinking=False)) == 5120
     assert continuation("P", "<think>done</think>\n\nAnswer: A", 50, "stop", settings) is None
     forced = continuation("P", "<think>long", 4096, "length", settings)
     assert forced.prompt == "P<think>long" + CLOSE_THINK and forced.max_tokens == 1024
@@ -156,14 +144,14 @@ def test_vllm_budget_phases():
 
 
 def test_vllm_output_assembly():
-    raw = assemble("<think>long", "Answer: B", closed_by_budget=True)
-    out = to_reason_output(raw, 10, 4096, 4100, 1.0, "stop")
+    raw = close_thinking("<think>long") + "Answer: B"
+    out = ReasonOutput.from_raw(raw, 10, 4096, 4100, 1.0, "stop")
     assert out.thinking == "long" and out.text == "Answer: B" and out.thinking_tokens == 4096
 
 
 def test_vllm_engines_get_their_gpu_memory_share():
     """A reasoner and a perceiver in process share one GPU: each engine is built with its own share."""
-    from tools.backends.factory import make_perceiver, make_reasoner
+    from tools.backends.registry import make_perceiver, make_reasoner
     from tools.backends.options import EngineOptions
 
     options = EngineOptions(reasoner_gpu_memory=0.5, perceiver_gpu_memory=0.3)

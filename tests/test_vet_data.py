@@ -49,7 +49,7 @@ def test_both_steps_come_from_the_teachers(paper_run, tiny, source):
     VLM teacher's greedy output for the step-2 prompt on the 512x512 image: rerunning those calls directly
     reproduces them exactly, so both steps really ran, with these prompts."""
     from tools.backends.base import Message, PerceiveRequest, ReasonRequest, SamplingSettings
-    from tools.backends.factory import make_perceiver, make_reasoner
+    from tools.backends.registry import make_perceiver, make_reasoner
     from tools.images.pixels import load_image
 
     items = {item.id: item for item in load_source(str(source)).items}
@@ -112,7 +112,7 @@ def test_vlm_teacher_serves_step_one_text_only(tiny, source, tmp_path):
 def test_iterative_style_pairs_are_what_the_extract_tool_sends(tiny, source, tmp_path):
     from tools.perception import extraction_instruction
     from tools.backends.base import PerceiveRequest
-    from tools.backends.factory import make_perceiver
+    from tools.backends.registry import make_perceiver
     from tools.images.pixels import crop_region, fit_aspect, load_image
 
     out = tmp_path / "iter"

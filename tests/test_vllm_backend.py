@@ -11,8 +11,7 @@ from PIL import Image
 
 from tools.backends import loading, vllm_backend
 from tools.backends.base import Message, PerceiveRequest, ReasonRequest, SamplingSettings
-from tools.backends.thinking import reflection_token_ids
-from tools.backends.openai_wire import CLOSE_THINK
+from tools.backends.thinking import CLOSE_THINK, reflection_token_ids
 from tools.backends.vllm_backend import VllmPerceiver, VllmReasoner
 from tests.fake_vllm import fake_vllm_module
 
@@ -118,7 +117,7 @@ def test_both_roles_on_one_model_share_its_engine_thread(tiny):
 
 
 def test_engine_options_reach_the_gathering(tiny):
-    from tools.backends.factory import make_reasoner
+    from tools.backends.registry import make_reasoner
     from tools.backends.options import EngineOptions
 
     reasoner = make_reasoner(f"vllm:{tiny.reasoner}", options=EngineOptions(max_batch=3))

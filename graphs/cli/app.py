@@ -122,8 +122,8 @@ def convert(
     tokenizer: str | None = typer.Option(None, help="tokenizer to use when the checkpoint ships none"),
 ) -> None:
     """Convert a perception checkpoint from LLaVA-NeXT training format to transformers format."""
-    from tools.backends.checkpoint_convert import ConversionError
     from tools.backends.checkpoint_convert import convert as run_convert
+    from tools.backends.llava_next_mapping import ConversionError
 
     looks_local = source.startswith(("/", "./", "../", "~")) or Path(source).exists()
     if looks_local and not Path(source).expanduser().is_dir():

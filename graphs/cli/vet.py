@@ -98,7 +98,7 @@ def _run_vet_data(source, teacher, text_teacher, out, limit, settings, concurren
 def _teachers(teacher: str, text_teacher: str | None, device: str, dtype: str, concurrency: int):
     """Load the teacher(s) now, so a model that cannot load fails before any item runs."""
     from tools.vet.teacher import Teachers
-    from tools.backends.factory import make_perceiver, make_reasoner
+    from tools.backends.registry import make_perceiver, make_reasoner
     from tools.backends.loading import Placement
     from tools.backends.options import EngineOptions
 

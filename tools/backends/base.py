@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from PIL import Image
 
 from tools.backends.output_parsing import ToolCall, ToolCallError, split_output
+from tools.backends.thinking import DEFAULT_THINKING_BUDGET
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -62,8 +63,8 @@ class SamplingSettings:
     greedy: bool = False
     temperature: float = 0.6
     top_p: float = 0.95
-    max_new_tokens: int = 4096 + 1024
-    thinking_budget: int | None = 4096
+    max_new_tokens: int = DEFAULT_THINKING_BUDGET + 1024  # the budget, then up to 1024 tokens of answer
+    thinking_budget: int | None = DEFAULT_THINKING_BUDGET
     no_wait: bool = False
     seed: int | None = None
 

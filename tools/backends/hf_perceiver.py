@@ -5,6 +5,9 @@ checkpoints): the processor's own chat template places the image tokens, the pro
 `generate` decodes greedily with thinking switched off (templates that know `enable_thinking` honour it;
 others ignore it). Batching and the reuse of an image's keys/values live in the engine
 (tools/backends/perceiver_engine.py), one per loaded model.
+
+Loading a VLM and checking it happen in one function (`load_vlm`), so `xthink vet-train` (tools/vet/train.py)
+starts from exactly the model inference would load, converted the same way when it is a paper checkpoint.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from tools.backends.base import PerceiveOutput, PerceiveRequest
 from tools.backends.loading import (
     ModelLoadError,
     Placement,
-    cached,
+    cached_where_placed,
     explain_load_failure,
     is_vision_config,
     load_config,
@@ -35,38 +38,8 @@ class TransformersPerceiver:
 
     def load(self):
         """Return (processor, model), loading them on first use."""
-        device, dtype = self.placement.resolve()
-        return cached(("perceiver", self.spec.name, device, str(dtype)), lambda: self._load(device, dtype))
-
-    def _load(self, device: str, dtype):
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        location = self._location()
-        config = load_config(self.spec, "perceiver", location)
-        if not is_vision_config(config):
-            raise ModelLoadError(
-                f"perceiver '{self.name}' is not a vision-language model (model type '{config.model_type}'); "
-                "pass an image-text-to-text model such as llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
-            )
-        try:
-            processor = AutoProcessor.from_pretrained(location)
-            model = AutoModelForImageTextToText.from_pretrained(location, dtype=dtype).to(device).eval()
-        except Exception as exc:  # noqa: BLE001
-            raise explain_load_failure(self.spec, "perceiver", exc) from exc
-        if not getattr(processor, "chat_template", None):
-            raise ModelLoadError(f"perceiver '{self.name}' ships no chat template; use an instruction-tuned VLM")
-        return processor, model
-
-    def _location(self) -> str:
-        """The folder to load: the paper's LLaVA-NeXT checkpoints are converted once into a cache first."""
-        from tools.backends.checkpoint_convert import ConversionError, ensure_converted, needs_conversion
-
-        if not needs_conversion(self.spec.location):
-            return self.spec.location
-        try:
-            return ensure_converted(self.spec.location)
-        except ConversionError as exc:
-            raise ModelLoadError(f"perceiver '{self.name}' needs conversion from LLaVA-NeXT format: {exc}") from None
+        return cached_where_placed(("perceiver", self.spec.name), self.placement,
+                                   lambda device, dtype: load_vlm(self.name, dtype, device))  # fmt: skip
 
     @property
     def engine(self):
@@ -74,12 +47,52 @@ class TransformersPerceiver:
         from tools.backends.perceiver_engine import PerceiverEngine
 
         processor, model = self.load()
-        device, dtype = self.placement.resolve()
-        key = ("perceiver-engine", self.spec.name, device, str(dtype))
-        return cached(key, lambda: PerceiverEngine(processor, model, self.options))
+        return cached_where_placed(("perceiver-engine", self.spec.name), self.placement,
+                                   lambda *_: PerceiverEngine(processor, model, self.options))  # fmt: skip
 
     def render(self, request: PerceiveRequest) -> str:
         return self.engine.render(request)
 
     def perceive(self, requests: Sequence[PerceiveRequest]) -> list[PerceiveOutput]:
         return self.engine.perceive(list(requests))
+
+
+def load_vlm(model: str, dtype, device: str | None = None, what: str = "perceiver"):
+    """(processor, model) of the VLM `model` names, checked to be a VLM with a chat template; the paper's
+    LLaVA-NeXT checkpoints are converted first. On `device` in eval mode when one is given (inference); left
+    where `from_pretrained` puts it otherwise (training: the trainer places it). `what` names the model in the
+    errors: "perceiver", or "base" for the model `xthink vet-train` starts from."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    spec = parse_model(model, "perceiver")
+    location = vlm_folder(model)
+    config = load_config(spec, "perceiver", location)
+    if not is_vision_config(config):
+        raise ModelLoadError(
+            f"{what} '{model}' is not a vision-language model (model type '{config.model_type}'); "
+            "pass an image-text-to-text model such as llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
+        )
+    try:
+        processor = AutoProcessor.from_pretrained(location)
+        vlm = AutoModelForImageTextToText.from_pretrained(location, dtype=dtype)
+        if device is not None:
+            vlm = vlm.to(device).eval()
+    except Exception as exc:  # noqa: BLE001
+        raise explain_load_failure(spec, "perceiver", exc) from exc
+    if not getattr(processor, "chat_template", None):
+        raise ModelLoadError(f"{what} '{model}' ships no chat template; use an instruction-tuned VLM")
+    return processor, vlm
+
+
+def vlm_folder(model: str) -> str:
+    """The folder to load `model` from: the paper's LLaVA-NeXT checkpoints are converted once into a cache first."""
+    from tools.backends.conversion_cache import ensure_converted, needs_conversion
+    from tools.backends.llava_next_mapping import ConversionError
+
+    location = parse_model(model, "perceiver").location
+    if not needs_conversion(location):
+        return location
+    try:
+        return ensure_converted(location)
+    except ConversionError as exc:
+        raise ModelLoadError(f"perceiver '{model}' needs conversion from LLaVA-NeXT format: {exc}") from None

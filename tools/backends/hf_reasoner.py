@@ -1,10 +1,11 @@
 """The reasoner on transformers, in process: chat template with tools and thinking, batched and cached.
 
-Prompts are rendered by the model's own chat template (`tools=`, `enable_thinking=`), so a real Qwen3
-checkpoint gets exactly the layout it was trained on. The model loads lazily, once per process, with
-one engine (tools/backends/reasoner_engine.py) that every backend object naming the same model shares:
-concurrent requests are batched into one `generate`, and a prompt that starts like an earlier sequence
-(the next turn of a conversation, the shared system prompt of a run) reuses its keys/values.
+Prompts are rendered by the model's own chat template (`tools=`, `enable_thinking=`;
+tools/backends/chat_template.py), so a real Qwen3 checkpoint gets exactly the layout it was trained on. The
+model loads lazily, once per process, with one engine (tools/backends/reasoner_engine.py) that every backend
+object naming the same model shares: concurrent requests are batched into one `generate`, and a prompt that
+starts like an earlier sequence (the next turn of a conversation, the shared system prompt of a run) reuses
+its keys/values.
 
 Why not transformers' continuous batching (`init_continuous_batching`): it applies one set of logits
 processors and one RNG seed to every request and drops processors it does not know, while each request
@@ -18,10 +19,11 @@ import logging
 from typing import Callable, Sequence
 
 from tools.backends.base import ReasonOutput, ReasonRequest
+from tools.backends.chat_template import render_reasoner_prompt
 from tools.backends.loading import (
     ModelLoadError,
     Placement,
-    cached,
+    cached_where_placed,
     explain_load_failure,
     is_vision_config,
     load_config,
@@ -56,8 +58,7 @@ class TransformersReasoner:
 
     def load(self):
         """Return (tokenizer, model), loading them on first use."""
-        device, dtype = self.placement.resolve()
-        return cached(("reasoner", self.spec.name, device, str(dtype)), lambda: self._load(device, dtype))
+        return cached_where_placed(("reasoner", self.spec.name), self.placement, self._load)
 
     @property
     def engine(self):
@@ -65,9 +66,8 @@ class TransformersReasoner:
         from tools.backends.reasoner_engine import ReasonerEngine
 
         tokenizer, model = self.load()
-        device, dtype = self.placement.resolve()
-        key = ("reasoner-engine", self.spec.name, device, str(dtype))
-        return cached(key, lambda: ReasonerEngine(tokenizer, model, self.options))
+        return cached_where_placed(("reasoner-engine", self.spec.name), self.placement,
+                                   lambda *_: ReasonerEngine(tokenizer, model, self.options))  # fmt: skip
 
     def _load(self, device: str, dtype):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -89,10 +89,8 @@ class TransformersReasoner:
 
     def render(self, request: ReasonRequest) -> str:
         """The exact prompt text the model sees (also used by snapshot tests)."""
-        from tools.backends.reasoner_engine import render_prompt
-
         tokenizer, _ = self.load()
-        return render_prompt(tokenizer, request)
+        return render_reasoner_prompt(tokenizer, request)
 
     def reason(self, requests: Sequence[ReasonRequest]) -> list[ReasonOutput]:
         tokenizer, _ = self.load()

@@ -4,12 +4,12 @@
 fails with a ModelLoadError naming the endpoint otherwise. One pooled client per endpoint is shared by
 every backend object of the process that names the same URLs.
 
-The paper's thinking budget is enforced in two calls: the first thinks with `max_tokens` = the budget;
-if it stopped there, the assistant message so far (its think block closed) is sent back and the server
-continues it with the tokens left (tools/backends/openai_wire.py: continuation_body). vLLM continues the
-message itself (`continue_final_message`); servers that always add a generation prompt (`transformers
-serve`) answer in a new assistant turn with thinking off. The soft boost of "\n" and "</think>" in the
-last 5% of the budget needs logits access and is in-process only.
+The paper's thinking budget is enforced in two calls (the rules: tools/backends/thinking.py): the first
+thinks with `max_tokens` = the budget; if it stopped there, the assistant message so far (its think block
+closed) is sent back and the server continues it with the tokens left (tools/backends/openai_requests.py:
+continuation_body). vLLM continues the message itself (`continue_final_message`); servers that always add a
+generation prompt (`transformers serve`) answer in a new assistant turn with thinking off. The soft boost of
+"\n" and "</think>" in the last 5% of the budget needs logits access and is in-process only.
 """
 
 from __future__ import annotations
@@ -21,21 +21,19 @@ from typing import Sequence
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
 from tools.backends.http_client import Endpoints, EndpointError, HttpSettings
 from tools.backends.loading import ModelLoadError
-from tools.backends.openai_wire import (
-    DataUrlCache,
+from tools.backends.data_urls import DataUrlCache
+from tools.backends.openai_requests import continuation_body, perceive_body, reason_body
+from tools.backends.openai_responses import (
     ResponseError,
-    continuation_body,
     merge_phases,
-    needs_continuation,
     parse_perceive_response,
     parse_reason_response,
-    perceive_body,
-    reason_body,
     served_by_vllm,
     served_models,
     text_relay,
 )
 from tools.backends.spec import parse_model
+from tools.backends.thinking import tokens_after_thinking
 
 _POOLS: dict[tuple, Endpoints] = {}
 _POOLS_LOCK = threading.Lock()
@@ -104,13 +102,14 @@ class HttpReasoner(_HttpModel):
     def _reason_one(self, request: ReasonRequest) -> ReasonOutput:
         model = self.load()
         first = self._call(reason_body(model, request), request.on_text)
-        if not needs_continuation(request.settings, first):
+        left = tokens_after_thinking(request.settings, first.finish_reason, first.output_tokens)
+        if not left:
             return first
         if request.on_text is not None:
             request.on_text("</think>")  # the budget closed the thinking: what follows is the answer
         continues = served_by_vllm(self._listing, model)
-        second = self._call(continuation_body(model, request, first, continue_message=continues), request.on_text)
-        return merge_phases(first, second)
+        body = continuation_body(model, request, first, left, continue_message=continues)
+        return merge_phases(first, self._call(body, request.on_text))
 
     def _call(self, body: dict, on_text=None) -> ReasonOutput:
         """One completion; with `on_text` it is streamed and its text handed over as it arrives."""

@@ -97,7 +97,7 @@ class Endpoints:
 
     def post(self, path: str, body: dict, on_chunk: Callable[[dict], None] | None = None) -> dict:
         """POST a JSON body; with `on_chunk` the body asks for a stream and each SSE chunk is handed over as it
-        arrives, and the chunks put together come back (tools/backends/openai_wire.py: assemble_chunks)."""
+        arrives, and the chunks put together come back (tools/backends/openai_responses.py: assemble_chunks)."""
         return self.call("POST", path, body, on_chunk)
 
     def call(self, method: str, path: str, body: dict | None = None,
@@ -160,7 +160,7 @@ class Endpoints:
     def _stream(self, url: str, path: str, body: dict | None, on_chunk) -> dict:
         """One streamed request. Errors before the first chunk are retried like any request; after it they are
         not (the caller has already shown part of the answer)."""
-        from tools.backends.openai_wire import assemble_chunks
+        from tools.backends.openai_responses import assemble_chunks
 
         chunks: list[dict] = []
         try:

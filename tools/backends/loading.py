@@ -82,6 +82,12 @@ def cached(key: tuple, build: Callable[[], Any]) -> Any:
     return _LOADED.get(key, build)
 
 
+def cached_where_placed(key: tuple, placement: Placement, build: Callable[[str, Any], Any]) -> Any:
+    """`cached` for what is built per device and dtype: `build(device, dtype)` runs once per key and placement."""
+    device, dtype = placement.resolve()
+    return cached((*key, device, str(dtype)), lambda: build(device, dtype))
+
+
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 

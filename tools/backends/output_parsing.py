@@ -60,6 +60,12 @@ def split_thinking(raw: str) -> tuple[str, str]:
     return raw[begin:end].strip(), raw[end + len(THINK_CLOSE) :].strip()
 
 
+def estimated_thinking_tokens(total: int, thinking: str, visible: str) -> int:
+    """A turn's thinking tokens where no backend counted them: `total` split by characters (an estimate)."""
+    chars = len(thinking) + len(visible)
+    return round(total * len(thinking) / chars) if chars else 0
+
+
 def parse_tool_block(body: str, index: int) -> ToolCall | ToolCallError:
     """Read one Hermes block body: `{"name": ..., "arguments": {...}}`."""
     text = body.strip()

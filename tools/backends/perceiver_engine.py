@@ -29,10 +29,12 @@ import torch
 
 from tools.backends.base import Cancelled, PerceiveOutput, PerceiveRequest, check_cancel
 from tools.backends.batcher import MicroBatcher, RowError
+from tools.backends.chat_template import render_perceiver_prompt
 from tools.backends.compat import cache_kwargs, returned_cache
 from tools.backends.kv_cache import PrefixCache, row_slice
 from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.output_parsing import split_thinking
+from tools.backends.row_logits import CancelRows
 
 # Inputs that carry pixels (or describe pixel tensors): left out when the image is already in the cache.
 PIXEL_INPUTS = ("pixel_values", "pixel_attention_mask", "image_sizes", "batch_num_images")
@@ -69,7 +71,7 @@ class PerceiverEngine:
         return self.batcher.submit(requests)
 
     def render(self, request: PerceiveRequest) -> str:
-        return render_prompt(self.processor, request)
+        return render_perceiver_prompt(self.processor, request)
 
     # --- the worker side -------------------------------------------------------------------------
 
@@ -181,8 +183,6 @@ class PerceiverEngine:
             tokenizer.padding_side = side
 
     def _generate(self, inputs: dict, max_new_tokens: int, cancels: list, cache=None):
-        from tools.backends.thinking import CancelRows
-
         if "mm_token_type_ids" in inputs:
             _forget_positions(self.model)
         return self.model.generate(
@@ -213,15 +213,6 @@ class PerceiverEngine:
             if token in eos:
                 return tokens[: j + 1]
         return tokens[:limit]
-
-
-def render_prompt(processor, request: PerceiveRequest) -> str:
-    """The perceiver's prompt text: one user turn (images first, then the instruction), thinking off.
-    Training (tools/vet/collate.py) renders with this same function, so train and inference prompts agree."""
-    content = [{"type": "image"} for _ in request.images] + [{"type": "text", "text": request.instruction}]
-    return processor.apply_chat_template(
-        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False, enable_thinking=False
-    )
 
 
 def _to_device(inputs: dict, model) -> dict:

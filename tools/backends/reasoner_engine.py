@@ -6,7 +6,7 @@ One engine per loaded model, one worker thread (tools/backends/batcher.py). For 
    model, row by row, so a prompt's prefill costs its new tokens;
 2. the rows' caches are left-padded into one batched cache and a single greedy `generate` decodes all
    rows, each with its own processors (thinking budget, NoWait, forced decoding), token limit and
-   sampler (tools/backends/thinking.py: RowLogits);
+   sampler (tools/backends/row_logits.py: RowLogits);
 3. each row's prompt + output keys/values are cut out of the batched cache and stored for the next turn.
 
 One request never fails or re-runs another: step 1 (prompt, processors, sampler, prefill) runs per row, and a
@@ -26,10 +26,13 @@ import torch
 
 from tools.backends.base import Cancelled, ReasonRequest, check_cancel
 from tools.backends.batcher import MicroBatcher, RowError
+from tools.backends.chat_template import render_reasoner_prompt
 from tools.backends.compat import cache_kwargs, returned_cache
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, stack_left_padded, to_dynamic_cache
 from tools.backends.options import EngineOptions, model_batcher
-from tools.backends.streaming import RowStreamer
+from tools.backends.row_logits import RowLogits, RowSampler
+from tools.backends.row_streamer import RowStreamer
+from tools.backends.thinking import thinking_processors
 
 REASONER_NAMESPACE = "reasoner"
 log = logging.getLogger(__name__)
@@ -89,7 +92,7 @@ class ReasonerEngine:
         request, extra = job
         try:
             check_cancel(request.cancel)
-            prompt = self._encode(render_prompt(self.tokenizer, request))
+            prompt = self._encode(render_reasoner_prompt(self.tokenizer, request))
             self._processors(request, extra, len(prompt))  # built again at the batch's width; raises here
             sampler = self._sampler(request.settings, self.model.device)
             with torch.inference_mode():
@@ -145,8 +148,6 @@ class ReasonerEngine:
         return cache_layers(cache), reused
 
     def _decode(self, rows: list[_Row], streamer: RowStreamer | None, replay=None):
-        from tools.backends.thinking import RowLogits
-
         prompts = [row.prompt for row in rows]
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
@@ -176,22 +177,10 @@ class ReasonerEngine:
         return out.sequences.cpu(), returned_cache(out)
 
     def _processors(self, request: ReasonRequest, extra: list, prompt_len: int) -> list:
-        from tools.backends.thinking import SuppressTokensProcessor, ThinkingBudgetProcessor, reflection_token_ids
-
-        settings = request.settings
-        procs: list = []
-        end_think = self.tokenizer.convert_tokens_to_ids("</think>")
-        has_think = end_think is not None and end_think != self.tokenizer.unk_token_id
-        if settings.thinking and settings.thinking_budget and has_think:
-            newline = self.tokenizer.encode("\n", add_special_tokens=False)[0]
-            procs.append(ThinkingBudgetProcessor(settings.thinking_budget, prompt_len, newline, end_think))
-        if settings.no_wait:
-            procs.append(SuppressTokensProcessor(reflection_token_ids(self.tokenizer)))
-        return procs + list(extra)
+        """The row's thinking budget and NoWait (tools/backends/thinking.py), then the caller's extra ones."""
+        return thinking_processors(self.tokenizer, request.settings, prompt_len) + list(extra)
 
     def _sampler(self, settings, device):
-        from tools.backends.thinking import RowSampler
-
         if settings.greedy:
             return None
         top_k = getattr(self.model.generation_config, "top_k", None)
@@ -210,16 +199,6 @@ class ReasonerEngine:
             return
         kept = sequence[:-1]
         self.cache.store(REASONER_NAMESPACE, kept, row_slice(batched, row, pad, pad + len(kept)))
-
-
-def render_prompt(tokenizer, request: ReasonRequest) -> str:
-    return tokenizer.apply_chat_template(
-        [m.to_template() for m in request.messages],
-        tools=list(request.tools) or None,
-        add_generation_prompt=True,
-        tokenize=False,
-        enable_thinking=request.settings.thinking,
-    )
 
 
 def stop_ids(tokenizer, model) -> list[int]:

@@ -3,10 +3,11 @@
 vLLM's offline `LLM` is not thread-safe, so each loaded `LLM` is called only by its engine thread
 (tools/backends/vllm_engine.py), which gathers the requests of concurrent callers into one call. What a
 request sends and what it gets back are plain functions (tools/backends/vllm_requests.py): prompts are
-rendered by the model's own chat template through its Hugging Face tokenizer (the same text the
-transformers backend generates from), each request has its own SamplingParams (sampling, NoWait, thinking
-budget), and the budget runs in two phases. Prefix caching is on, so the repeated prefixes of an
-iterative trajectory (and of several requests on one image) are computed once.
+rendered by the model's own chat template through its Hugging Face tokenizer, with the function the
+transformers backend renders with (tools/backends/chat_template.py); each request has its own SamplingParams
+(sampling, NoWait, thinking budget), and the budget runs in two phases (tools/backends/thinking.py). Prefix
+caching is on, so the repeated prefixes of an iterative trajectory (and of several requests on one image) are
+computed once.
 """
 
 from __future__ import annotations
@@ -15,25 +16,14 @@ import time
 from typing import Any, Sequence
 
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
+from tools.backends.chat_template import render_reasoner_prompt
+from tools.backends.data_urls import DataUrlCache
 from tools.backends.loading import ModelLoadError, cached
-from tools.backends.openai_wire import CLOSE_THINK, DataUrlCache, first_phase_tokens
 from tools.backends.options import EngineOptions
 from tools.backends.spec import parse_model
+from tools.backends.thinking import reflection_token_ids
 from tools.backends.vllm_engine import VllmEngine
-from tools.backends.vllm_requests import (
-    assemble,
-    continuation,
-    first_job,
-    perceive_job,
-    perceive_output,
-    reason_output,
-    sampling_kwargs,
-    second_job,
-    to_reason_output,
-)
-
-__all__ = ["CLOSE_THINK", "VllmPerceiver", "VllmReasoner", "assemble", "continuation", "first_phase_tokens",
-           "sampling_kwargs", "to_reason_output"]  # fmt: skip
+from tools.backends.vllm_requests import first_job, perceive_job, perceive_output, reason_output, second_job
 
 INSTALL_HINT = "vLLM is not installed: pip install 'extract-think[vllm]' (needs a CUDA GPU)"
 
@@ -82,10 +72,7 @@ class VllmReasoner(_VllmModel):
     role = "reasoner"
 
     def render(self, request: ReasonRequest) -> str:
-        return self.tokenizer().apply_chat_template(
-            [m.to_template() for m in request.messages], tools=list(request.tools) or None,
-            add_generation_prompt=True, tokenize=False, enable_thinking=request.settings.thinking,
-        )  # fmt: skip
+        return render_reasoner_prompt(self.tokenizer(), request)
 
     def reason(self, requests: Sequence[ReasonRequest]) -> list[ReasonOutput]:
         """Every request's first phase in one submission; the continuations of those that ran out of
@@ -109,8 +96,6 @@ class VllmReasoner(_VllmModel):
         """NoWait's banned tokens, computed once per model and only when some request asks for NoWait."""
         if not any(r.settings.no_wait for r in requests):
             return []
-        from tools.backends.thinking import reflection_token_ids
-
         return cached(("vllm-nowait", self.spec.name), lambda: reflection_token_ids(self.tokenizer()))
 
 

@@ -2,10 +2,9 @@
 
 Each request carries its own settings into its own SamplingParams: the sampling fields, the token limit
 of its phase, and NoWait as a -100 logit bias on the reflection tokens (vLLM applies `logit_bias` per
-request), only for the requests that asked for it. The paper's thinking budget runs in two phases per
-request: generate at most `budget` tokens; if the think block is still open, close it ("\\n</think>\\n\\n")
-and continue the answer in a second request with the tokens left. vLLM's soft boost of "\\n" and
-"</think>" near the budget is not available; the budget is a hard close.
+request), only for the requests that asked for it. The thinking budget runs in two phases per request
+(the rules: tools/backends/thinking.py): generate at most `budget` tokens; if the think block is still open,
+close it and continue the answer, in the same rendered text, in a second request with the tokens left.
 """
 
 from __future__ import annotations
@@ -14,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, SamplingSettings
-from tools.backends.openai_wire import CLOSE_THINK, first_phase_tokens, perceive_messages, sampling_fields
-from tools.backends.output_parsing import split_thinking
+from tools.backends.openai_requests import perceive_messages, sampling_fields
+from tools.backends.output_parsing import estimated_thinking_tokens, split_thinking
+from tools.backends.thinking import close_thinking, thinking_phase_tokens, tokens_after_thinking
 from tools.backends.vllm_engine import Completion, Job
 
 NO_THINKING = {"chat_template_kwargs": {"enable_thinking": False}}
@@ -42,18 +42,12 @@ class Continuation:
 
 def continuation(prompt: str, text: str, used: int, finish: str, settings: SamplingSettings) -> Continuation | None:
     """The second call after a budgeted first one, or None when the first one already finished."""
-    if not (settings.thinking and settings.thinking_budget) or finish != "length":
-        return None
-    left = settings.max_new_tokens - used
-    if left <= 0:
-        return None
-    if "</think>" in text:
-        return Continuation(prompt + text, left)
-    return Continuation(prompt + text + CLOSE_THINK, left)
+    left = tokens_after_thinking(settings, finish, used)
+    return Continuation(prompt + close_thinking(text), left) if left else None
 
 
 def first_job(prompt: str, settings: SamplingSettings, reflection_ids: Sequence[int]) -> Job:
-    return Job(prompt, phase_params(settings, first_phase_tokens(settings), reflection_ids))
+    return Job(prompt, phase_params(settings, thinking_phase_tokens(settings), reflection_ids))
 
 
 def second_job(prompt: str, first: Completion, settings: SamplingSettings,
@@ -65,31 +59,13 @@ def second_job(prompt: str, first: Completion, settings: SamplingSettings,
     return Job(follow.prompt, phase_params(settings, follow.max_tokens, reflection_ids))
 
 
-def assemble(first: str, second: str | None, closed_by_budget: bool) -> str:
-    """The full raw output of both phases, the forced close included."""
-    if second is None:
-        return first
-    return first + (CLOSE_THINK if closed_by_budget else "") + second
-
-
-def to_reason_output(raw: str, prompt_tokens: int, thinking_tokens: int, output_tokens: int,
-                     seconds: float, finish: str) -> ReasonOutput:  # fmt: skip
-    return ReasonOutput.from_raw(raw, prompt_tokens, thinking_tokens, output_tokens, seconds, finish)
-
-
 def reason_output(first: Completion, second: Completion | None, seconds: float) -> ReasonOutput:
-    """One turn from its one or two phases."""
-    closed = second is not None and "</think>" not in first.text
-    raw = assemble(first.text, second.text if second else None, closed_by_budget=closed)
+    """One turn from its one or two phases, the budget's forced close included."""
+    closed_by_budget = second is not None and "</think>" not in first.text
+    raw = first.text if second is None else close_thinking(first.text) + second.text
     total = first.output_tokens + (second.output_tokens if second else 0)
-    thinking = first.output_tokens if closed else _thinking_share(raw, total)
-    return to_reason_output(raw, first.prompt_tokens, thinking, total, seconds, (second or first).finish)
-
-
-def _thinking_share(raw: str, total: int) -> int:
-    thinking, visible = split_thinking(raw)
-    chars = len(thinking) + len(visible)
-    return round(total * len(thinking) / chars) if chars else 0
+    thinking = first.output_tokens if closed_by_budget else estimated_thinking_tokens(total, *split_thinking(raw))
+    return ReasonOutput.from_raw(raw, first.prompt_tokens, thinking, total, seconds, (second or first).finish)
 
 
 def perceive_job(request: PerceiveRequest, urls: list[str]) -> Job:

@@ -1,8 +1,8 @@
 """Training batches for a perceiver: the inference prompt, byte for byte, then the target; loss on the target.
 
 The prompt is rendered by the very function the in-process perceiver uses at inference
-(`render_prompt`, tools/backends/perceiver_engine.py) and processed by the model's own processor with the
-same call, so the image tokens, their expansion and the `<think>\\n\\n</think>` of a thinking-off Qwen3
+(`render_perceiver_prompt`, tools/backends/chat_template.py) and processed by the model's own processor with
+the same call, so the image tokens, their expansion and the `<think>\\n\\n</think>` of a thinking-off Qwen3
 template are what the perceiver will see when `xthink ask --perceiver OUT` runs. The target's tokens follow
 the prompt's, tokenized on their own (as generation produces them), then the template's end of the
 assistant turn, so the model learns to stop. Labels are -100 on the prompt and on padding.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from tools.backends.base import PerceiveRequest
-from tools.backends.perceiver_engine import render_prompt
+from tools.backends.chat_template import render_perceiver_prompt
 
 IGNORE = -100
 SENTINEL = "\x00VET-TARGET\x00"
@@ -51,7 +51,7 @@ class VetCollator:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
     def prompts(self, rows: list[dict]) -> list[str]:
-        return [render_prompt(self.processor, request(row)) for row in rows]
+        return [render_perceiver_prompt(self.processor, request(row)) for row in rows]
 
     def __call__(self, rows: list[dict]) -> dict:
         side, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"

@@ -102,25 +102,10 @@ def load_base(base: str):
     """Processor and model of the base perceiver, as the inference backend loads them (float32 weights:
     bf16 runs as mixed precision over them on a GPU)."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from tools.backends.hf_perceiver import TransformersPerceiver
-    from tools.backends.loading import ModelLoadError, explain_load_failure, is_vision_config, load_config
+    from tools.backends.hf_perceiver import load_vlm
 
-    perceiver = TransformersPerceiver(base)
-    location = perceiver._location()
-    config = load_config(perceiver.spec, "perceiver", location)
-    if not is_vision_config(config):
-        raise ModelLoadError(f"base '{base}' is not a vision-language model (model type '{config.model_type}'); "
-                             "pass an image-text-to-text model such as llava-hf/llava-onevision-qwen2-0.5b-ov-hf")
-    try:
-        processor = AutoProcessor.from_pretrained(location)
-        model = AutoModelForImageTextToText.from_pretrained(location, dtype=torch.float32)
-    except Exception as exc:
-        raise explain_load_failure(perceiver.spec, "perceiver", exc) from exc
-    if not getattr(processor, "chat_template", None):
-        raise ModelLoadError(f"base '{base}' ships no chat template; use an instruction-tuned VLM")
-    return processor, model
+    return load_vlm(base, torch.float32, what="base")
 
 
 def with_lora(model, rank: int):
