@@ -13,7 +13,7 @@ from tools.backends.loading import Placement
 from tools.tiny.models import PERCEIVER_BUILDERS
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
-FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver
+FAMILIES = list(PERCEIVER_BUILDERS)  # every family the docs name as a perceiver
 
 
 def test_auto_placement_is_cuda_bfloat16():

@@ -16,7 +16,7 @@ from tools.images.pixels import crop_region, load_image
 from tools.tiny.models import PERCEIVER_BUILDERS
 
 OPTIONS = ["red", "blue"]
-FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver
+FAMILIES = list(PERCEIVER_BUILDERS)  # every family the docs name as a perceiver
 FAST = dict(greedy=True, perceiver_max_new_tokens=12)
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.doc_pages import PAGES
 from tools.backends.base import PerceiveRequest
 from tools.backends.hf_perceiver import TransformersPerceiver
 from tools.backends.loading import Placement
 from tools.tiny.models import PERCEIVER_BUILDERS
 
-FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver
+FAMILIES = list(PERCEIVER_BUILDERS)  # every family the docs name as a perceiver
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -38,11 +38,11 @@ def test_template_switches_thinking_off(tiny, family):
     assert prompt.endswith("<think>\n\n</think>\n\n") and "Describe." in prompt
 
 
-def test_every_family_the_readme_names_is_built_and_tested():
-    """The README's list of perceiver families is a claim; each one must have a tiny builder, so that
-    every test parameterised over PERCEIVER_BUILDERS runs it."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    named = re.search(r"The perceiver families the tests build and run \([^)]*\): (.*?)\. ", readme, re.S).group(1)
+def test_every_family_the_docs_name_is_built_and_tested():
+    """The docs' list of perceiver families (docs/backends.md) is a claim; each one must have a tiny builder,
+    so that every test parameterised over PERCEIVER_BUILDERS runs it."""
+    pages = "\n".join(page.read_text() for page in PAGES)
+    named = re.search(r"The perceiver families the tests build and run \([^)]*\): (.*?)\. ", pages, re.S).group(1)
     parts = re.split(r",|\band\b", " ".join(named.split()))
     families = {re.sub(r"[-.]", "_", part.split()[0].lower()) for part in parts if part.strip()}
     assert len(families) == 6 and families <= set(PERCEIVER_BUILDERS), families - set(PERCEIVER_BUILDERS)

@@ -18,7 +18,7 @@ from tools.images.pixels import load_image
 from tools.tiny.models import PERCEIVER_BUILDERS
 
 OPTIONS = ["red", "blue", "green", "white"]
-FAMILIES = list(PERCEIVER_BUILDERS)  # every family the README names as a perceiver
+FAMILIES = list(PERCEIVER_BUILDERS)  # every family the docs name as a perceiver
 FAST = AskOptions(greedy=True, perceiver_max_new_tokens=12)
 
 

@@ -1,7 +1,13 @@
-"""The README's offline examples run as written: the CLI block and the Python block, in a fresh folder."""
+"""The command blocks of README.md and docs/*.md run as written, in a fresh folder.
+
+Each test picks its block by a marker, a piece of text only that block holds (`example`), so a block can move
+between pages. Every command block is run here, or checked against CI, or named in SHOWN_NOT_RUN with the
+reason it cannot run offline: `test_every_command_block_is_run_or_listed` holds that.
+"""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -12,17 +18,54 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.doc_pages import ROOT, command_blocks
+
+SHOWN_NOT_RUN = {  # marker -> why no test runs that block
+    '--option "OPEN" --option "CLOSED"': "a photo of the reader's and the small pair from the hub",
+    "xthink convert markendo/": "the paper's checkpoint from the hub (tests/test_convert.py converts a tiny one)",
+    "--out runs/small-pair": "the benchmarks and the small pair from the hub",
+    "lmms-eval --model extract_think --model_args pair=small": "a GPU, and models and data from the hub",
+    "accelerate launch --num_processes 8 -m lmms_eval": "eight GPUs",
+    "docker run -d --name xthink-pg": "Docker (tests/test_postgres_threads.py runs Debian's PostgreSQL instead)",
+    "--teacher vllm:Qwen/Qwen3-VL-8B-Instruct": "GPUs, vLLM and the paper-size models from the hub",
+    "vllm serve Qwen/Qwen3-1.7B": "a GPU and vLLM",
+}
 
 
-def blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.DOTALL)
+def example(marker: str) -> str:
+    """The one command block, on any page, that holds `marker`."""
+    found = [b for b in command_blocks() if marker in b.text]
+    assert len(found) == 1, f"{marker!r} must pick exactly one block, found {[b.where for b in found]}"
+    return found[0].text
+
+
+def markers_run_here() -> set[str]:
+    """The markers this file passes to `example`: the blocks its tests run or check."""
+    tree = ast.parse(Path(__file__).read_text())
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "example"
+            and node.args and isinstance(node.args[0], ast.Constant)}
+
+
+def test_every_command_block_is_run_or_listed():
+    markers = markers_run_here() | set(SHOWN_NOT_RUN)
+    for block in command_blocks():
+        claims = [m for m in markers if m in block.text]
+        assert len(claims) == 1, f"{block.where}: claimed by {claims}; run it in a test here or list it in SHOWN_NOT_RUN"
+    for marker in markers:
+        example(marker)  # each marker still names exactly one block
+
+
+def pins(command: str) -> list[str]:
+    return re.findall(r"torch(?:vision)?==[\d.]+", command)
 
 
 def test_setup_commands_are_the_ci_ones():
-    ci = (README.parent / ".ci" / "run").read_text()
-    test_command = next(b.strip() for b in blocks("bash") if "pytest" in b)
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_command = example("HF_HUB_OFFLINE=1 python -m pytest -q").strip()
     assert test_command in ci, ".ci/run must run the README's test command verbatim"
+    install = example("pip install -e . && xthink selftest")
+    assert pins(install) == pins(test_command), "both set-up commands install the same torch"
 
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -31,8 +74,8 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).pare
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A fresh folder where the README's offline CLI block (selftest --keep ./tiny, ask) has run."""
-    folder = tmp_path_factory.mktemp("readme")
-    cli = next(b for b in blocks("bash") if "selftest --keep" in b)
+    folder = tmp_path_factory.mktemp("docs")
+    cli = example("xthink selftest --keep ./tiny")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", cli], cwd=folder, env=ENV, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -43,20 +86,20 @@ def workdir(tmp_path_factory):
 
 def test_offline_cli_and_python_examples(workdir):
     tmp_path, env = workdir, ENV
-    python_block = next(b for b in blocks("python") if "agent.stream(" in b)
+    python_block = example("agent.stream(")
     proc = subprocess.run([sys.executable, "-c", python_block], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[1].startswith("reason iterate") and lines[-1] == "Result"
-    trial = next(b for b in blocks("bash") if "evals.synthetic.benchmarks" in b)
+    trial = example("--bench vmcbench=./tiny/data/vmcbench.parquet")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", trial], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     table = json.loads(proc.stdout[proc.stdout.rindex("\n[\n") + 1:])
     assert [row["regime"] for row in table] == ["iterative", "extract", "caption", "direct"]
     assert all(row["n"] == 24 for row in table)
-    shards = next(b for b in blocks("bash") if "--shard 1/2" in b)
+    shards = example("--shard 1/2")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", shards], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -65,7 +108,7 @@ def test_offline_cli_and_python_examples(workdir):
 
 
 def test_high_resolution_example(workdir):
-    block = next(b for b in blocks("bash") if "write_high_res" in b)
+    block = example("write_high_res")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -76,7 +119,7 @@ def test_high_resolution_example(workdir):
 
 
 def test_view_example(workdir):
-    block = next(b for b in blocks("bash") if "xthink view ./tiny/demo_trace.json" in b)
+    block = example("xthink view ./tiny/demo_trace.json")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
                           text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -105,7 +148,7 @@ def _wait_for(url: str, proc, seconds: float = 300) -> None:
 def _background(block: str, cwd: Path, port: int):
     import socket
 
-    with socket.socket() as probe:  # the README names the port: fail clearly if something else holds it
+    with socket.socket() as probe:  # the page names the port: fail clearly if something else holds it
         assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is already in use on this machine"
     return subprocess.Popen(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=ENV, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,7 +168,7 @@ def _python(block: str, cwd: Path) -> str:
 
 
 def test_cache_example(workdir):
-    """The Deploying section's `xthink cache` lines: show, then prune a store that holds an image."""
+    """docs/deploying.md's `xthink cache` lines: show, then prune a store that holds an image."""
     from PIL import Image
 
     store = workdir / "tiny" / "cache" / "images"
@@ -134,7 +177,7 @@ def test_cache_example(workdir):
     Image.new("RGB", (8, 8), "red").save(store / f"{digest}.png")
     (store / "notes.txt").write_text("not the store's")
     os.utime(store / f"{digest}.png", (0, 0))  # unused for decades: past the age bound
-    block = next(b for b in blocks("bash") if "xthink cache prune" in b)
+    block = example("xthink cache prune")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -145,7 +188,7 @@ def test_cache_example(workdir):
 def test_lmms_eval_example(workdir):
     """The lmms-eval block: lmms-eval's own CLI with our model, every regime; its CLI exits 0 even when a run
     failed, so the results files are the check."""
-    block = next(b for b in blocks("bash") if "write_local_tasks" in b)
+    block = example("write_local_tasks")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -156,10 +199,10 @@ def test_lmms_eval_example(workdir):
 
 
 def test_phoenix_example(workdir):
-    """The OpenTelemetry block: Phoenix on its README port, then an ask whose spans Phoenix stores."""
+    """The OpenTelemetry block: Phoenix on the port its page names, then an ask whose spans Phoenix stores."""
     import psutil
 
-    block = next(b for b in blocks("bash") if "phoenix serve" in b)
+    block = example("phoenix serve")
     env = {**ENV, "PHOENIX_WORKING_DIR": str(workdir / "phoenix"), "PHOENIX_TELEMETRY_ENABLED": "false"}
     try:
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=env, capture_output=True,
@@ -181,9 +224,9 @@ def test_phoenix_example(workdir):
 
 
 def test_assistant_python_and_chat_examples(workdir):
-    out = _python(next(b for b in blocks("python") if "agent.chat(" in b), workdir)
+    out = _python(example("agent.chat("), workdir)
     assert len(out.strip().splitlines()) >= 3
-    chat = next(b for b in blocks("bash") if "xthink chat" in b)
+    chat = example("/trace ./tiny/chat_trace.json")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", chat], cwd=workdir, env=ENV, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -193,26 +236,26 @@ def test_assistant_python_and_chat_examples(workdir):
 
 
 def test_serve_example_with_the_openai_client(workdir):
-    server = _background(next(b for b in blocks("bash") if "xthink serve" in b), workdir, 8000)
+    server = _background(example("xthink serve --host"), workdir, 8000)
     try:
         _wait_for("http://127.0.0.1:8000/v1/models", server)
-        out = _python(next(b for b in blocks("python") if "from openai import OpenAI" in b), workdir)
+        out = _python(example("from openai import OpenAI"), workdir)
         assert re.search(r" \d+\n\d+\n", out), out  # "<answer> <total tokens>", then the extraction calls
     finally:
         _stop(server)
 
 
 def test_langgraph_server_example(workdir):
-    root = README.parent
+    root = ROOT
     for name in ("langgraph.json", "pyproject.toml", "agent", "tools", "graphs", "evals"):
         if not (workdir / name).exists():
             (workdir / name).symlink_to(root / name)  # "from the repository folder", with ./tiny beside it
-    server = _background(next(b for b in blocks("bash") if "langgraph dev" in b), workdir, 8123)
+    server = _background(example("langgraph dev"), workdir, 8123)
     try:
         _wait_for("http://127.0.0.1:8123/ok", server)
-        out = _python(next(b for b in blocks("python") if "langgraph_sdk" in b), workdir)
+        out = _python(example("from langgraph_sdk import get_client"), workdir)
         assert re.search(r" \d+\n", out) and re.search(r"^updates \['ingest'\]$", out, re.MULTILINE), out
-        out = _python(next(b for b in blocks("python") if "ServerChat(" in b), workdir)
+        out = _python(example("ServerChat("), workdir)
         assert len(out.strip().splitlines()) >= 2, out
     finally:
         _stop(server)
@@ -220,7 +263,7 @@ def test_langgraph_server_example(workdir):
 
 def test_train_your_own_perceiver_example(workdir):
     """The VET walk-through runs as written: data (broken items recorded), training, ask, eval, report."""
-    block = next(b for b in blocks("bash") if "xthink vet-data --source ./tiny/" in b)
+    block = example("xthink vet-data --source ./tiny/")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=ENV, capture_output=True,
                           text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
