@@ -6,7 +6,7 @@ question with the options inline ("Options: A: ..., B: ..."), image, answer, cat
 VLMEvalKit's TSV form has separate A-D columns, `l2-category` and a base64 image. Facts from
 shared/docs/method.md section 5.
 
-High-resolution benchmarks (formats read from each release and from lmms-eval / VLMEvalKit, see README):
+High-resolution benchmarks (formats read from each release and from lmms-eval / VLMEvalKit, see docs/evaluation.md):
 - V*Bench, 191 items, categories `direct_attributes` (115) and `relative_position` (76). Three layouts:
   lmms-eval's hub copy (`lmms-lab/vstar-bench`, split `test`) and the release's `test_questions.jsonl`: image,
   text (question, then "(A) x\n(B) y ...", then the answer instruction), category, question_id, label;

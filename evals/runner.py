@@ -1,4 +1,4 @@
-"""What an eval run is (EvalPlan), what it records about itself (the manifest), and one sample's run.
+"""What an eval run is (EvalPlan) and one sample's run: the work listed once, each item run, scored and stored.
 
 The eval graph (graphs/eval.py) calls these: `plan_work` loads every benchmark, picks the same items for
 every regime, writes their images into the run folder and lists the work not yet done; `run_item`

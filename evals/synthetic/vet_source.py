@@ -1,4 +1,4 @@
-"""A small LLaVA-format VQA source (conversation JSON + PNG files), for the README's VET walk-through and tests.
+"""A small LLaVA-format VQA source (conversation JSON + PNG files), for docs/vet.md's walk-through and tests.
 
 Each item is a coloured square on white with two question-answer turns, as in the CoIN files the paper
 used. `broken=True` adds the three kinds of bad item a real source has: an image file that is missing, one

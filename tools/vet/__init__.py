@@ -1,5 +1,6 @@
-"""Visual extraction tuning (VET): the dataset format the perceiver trains on, and the training itself.
+"""Visual extraction tuning (VET), all of it: sources, the teacher's pairs, the resumable data run, the dataset
+folder, the training collator and the trainer (`xthink vet-data`, `xthink vet-train`; docs/vet.md).
 
-Data generation, which reads benchmark-style sources and calls a teacher, lives with the other resumable
-record runs in evals/ (tools/vet/teacher.py, tools/vet/run.py); this package only needs the pairs it writes.
+It sits above the perception call (tools/perception.py) so a training pair is prepared exactly as an
+inference call is, and below the agent: nothing here knows about graphs or evals.
 """
