@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from agent.assistant_turns import content_text, image_source
 from graphs.server.errors import ApiError
-from tools.images.inputs import ImageInputError, ImagePolicy, acquire
+from tools.images.acquire import acquire
+from tools.images.inputs import ImagePolicy
+from tools.images.store import ImageInputError
 
 ROLES = ("user", "assistant", "system", "developer", "tool")
 

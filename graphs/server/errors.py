@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.settings import InputError
-from tools.images.inputs import ImageInputError
+from tools.images.store import ImageInputError
 
 log = logging.getLogger("xthink.serve")
 CODES = {401: "invalid_api_key", 404: "model_not_found", 413: "request_too_large", 429: "rate_limit_exceeded",

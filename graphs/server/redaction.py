@@ -48,6 +48,6 @@ class Redactor:
 
 
 def _store_root():
-    from tools.images.inputs import default_store_dir
+    from tools.images.store import default_store_dir
 
     return default_store_dir()
