@@ -8,7 +8,7 @@ reach state, so any checkpointer can store it:
   bytes in memory for the turn's first node (a reducer runs on the server's event loop: no disk or
   network there);
 - `ingest` (the first node) stores those bytes in the content-addressed image store, fetches URLs and
-  reads paths under the server's rules (tools/images/inputs.py), and names each new image `image_N`
+  reads paths under the server's rules (tools/images/acquire.py), and names each new image `image_N`
   after the conversation's earlier ones (the same bytes sent again keep their id).
 A turn whose input cannot be used gets an AI message saying why and `error` set; the thread stays usable.
 """
@@ -30,7 +30,9 @@ from agent.result import build_result
 from agent.settings import InputError
 from agent.state import AgentContext, AgentState
 from agent.trace import MODES, ImageInfo, ReasonStep
-from tools.images.inputs import ImageInputError, ImagePolicy, acquire, decode_base64
+from tools.images.acquire import acquire
+from tools.images.inputs import ImagePolicy, decode_base64
+from tools.images.store import ImageInputError
 
 MAX_IMAGES_PER_TURN = 8
 _STAGED_MAX_BYTES = 256 * 1024 * 1024

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from agent import telemetry
+from agent import telemetry_reasoner
 from agent.settings import (
     DEFAULT_PERCEIVER,
     DEFAULT_REASONER,
@@ -46,7 +46,7 @@ def live_context(runtime: Any, state: dict) -> AgentContext:
     for image in state.get("images", []):
         if image.id not in ctx.store:
             _load(ctx, image)
-    return telemetry.traced(ctx)
+    return telemetry_reasoner.traced(ctx)
 
 
 def _load(ctx: AgentContext, image) -> None:

@@ -2,7 +2,7 @@
 
 From the Python API the input is already checked (the node changes nothing). From JSON (LangGraph
 Server, Studio) the question and options are checked here and each image, given as a path, URL, data URL
-or `{"path"|"url": ...}` object, goes through the server's image rules (tools/images/inputs.py) into the
+or `{"path"|"url": ...}` object, goes through the server's image rules (tools/images/acquire.py) into the
 content store; state then holds `ImageInfo`s naming stored files.
 """
 
@@ -15,7 +15,9 @@ from typing_extensions import TypedDict
 from agent.settings import InputError, validate_question
 from agent.state import AgentState
 from agent.trace import ImageInfo
-from tools.images.inputs import ImageInputError, ImagePolicy, acquire
+from tools.images.acquire import acquire
+from tools.images.inputs import ImagePolicy
+from tools.images.store import ImageInputError
 
 MAX_IMAGES = 16
 

@@ -1,30 +1,24 @@
 """Nodes of the iterative regime: the reasoner calls the perception tool until it can answer.
 
-Budget rules: every tool call the reasoner makes, well-formed or not, costs one extraction from
-`extractions_left`. When a turn asks for more calls than are left, the valid calls are charged first
-(in written order), then the malformed ones; replies always come back in written order, so a broken
-call written first never takes the place of a valid one. A malformed or failing call becomes an error
-message to the reasoner, never a crash. When the budget is spent the reasoner is told so once and is
-called without tools (and without the system prompt that offers them); if it still calls a tool, it
-is refused once and asked again, and after that its output is final.
+What each reasoner turn means for the loop, and the budget rules, are in agent/loop_decision.py; how a written
+call is checked (and reviewed) is in agent/tool_calls.py. These nodes run the turns and the extractions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from langgraph.runtime import Runtime
 
-from agent import prompts, review
+from agent import loop_decision, prompts
 from agent.context import live_context
-from agent.token_stream import token_relay
+from agent.extract_tool import CropInfo, Target, extract_safely
 from agent.single_pass import reason_record
-from tools.backends.output_parsing import ToolCall, ToolCallError
 from agent.state import AgentContext, AgentState
+from agent.token_stream import token_relay
+from agent.tool_calls import CheckedCall, check_call, request_text, reviewed
 from agent.trace import ExtractStep
 from tools.backends.base import Message, ReasonRequest
-from agent.extract_tool import CropInfo, ExtractArgs, Target, extract_safely, resolve_target, validate_extract_args
 
 
 def start(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
@@ -67,9 +61,8 @@ def _first_look(state: AgentState, ctx: AgentContext) -> list[ExtractStep]:
 def reason(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """One reasoner turn; tools (and the system prompt offering them) only while the budget lasts."""
     ctx = live_context(runtime, state)
-    left = state.get("extractions_left", 0)
     messages = list(state["history"])
-    if left > 0:
+    if loop_decision.offers_tools(state):
         tools = (prompts.extract_tool_schema([image.id for image in state["images"]]),)
     else:
         tools = ()
@@ -90,125 +83,83 @@ def reason(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     }
 
 
-def route_after_reason(state: AgentState) -> Literal["extract", "__end__"]:
-    """Run the tools the reasoner called; after the budget, refuse once, then stop."""
-    if not state.get("pending_calls") and not state.get("pending_errors"):
-        return "__end__"
-    if state.get("extractions_left", 0) > 0 or not state.get("refused_after_budget"):
-        return "extract"
-    return "__end__"
-
-
 @dataclass
-class _Checked:
-    """One written tool call after validation: a target to extract from, or the error to reply."""
+class _Reply:
+    """What one tool call gets: its tool message, and the trace step and the crop it made, if any."""
 
-    call: ToolCall | None
-    args: ExtractArgs | None = None
-    target: Target | None = None
-    error: str | None = None
-    review: str | None = None  # interrupt_before_extract: approved, edited or refused
-    refusal: str | None = None  # the application's reason, when refused
+    message: Message
+    step: ExtractStep | None = None
+    crop: CropInfo | None = None
 
 
 def extract(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Answer every pending tool call with a tool message: a description, or an error to correct."""
     ctx = live_context(runtime, state)
     left = state.get("extractions_left", 0)
-    spent_before = left == 0
-    images = {image.id: (image.width, image.height) for image in state["images"]}
-    known_crops = {crop.id: crop for crop in state.get("crops", [])}
-    checked = [_check(call, images, known_crops) for call in _written_order(state)]
-    charged = _charge(checked, left)
-    if state.get("review_extractions", ctx.interrupt_before_extract):  # fixed for the turn, resumed or not
-        checked = [_reviewed(item, images, known_crops, left) if i in charged and item.error is None else item
-                   for i, item in enumerate(checked)]  # fmt: skip
-    crops = list(state.get("crops", []))
-    new_crops: list[CropInfo] = []
-    replies: list[Message] = []
-    steps: list[ExtractStep] = []
+    checked, charged = _checked_turn(state, ctx, left)
+    replies: list[_Reply] = []
     for i, item in enumerate(checked):
-        call_id = item.call.id if item.call else None
-        if i not in charged:
-            replies.append(Message("tool", prompts.NOT_RUN, tool_call_id=call_id))
-            continue
-        if item.error is not None:
-            replies.append(Message("tool", prompts.tool_error(item.error), tool_call_id=call_id))
-            if item.call is not None:  # parse errors are already in the reasoner's step
-                steps.append(ExtractStep(request=_request_text(item.call), error=item.error))
-            continue
-        if item.refusal is not None:
-            replies.append(Message("tool", prompts.refused(item.refusal), tool_call_id=call_id))
-            steps.append(ExtractStep(request=item.args.request, error="refused by the application", review="refused"))
-            continue
-        step = extract_safely(ctx.perceiver, ctx.store, item.target, item.args.request,
-                              max_new_tokens=ctx.perceiver_max_new_tokens)  # fmt: skip
-        step = step.model_copy(update={"review": item.review}) if item.review else step
-        reply = prompts.tool_error(step.error) if step.error else step.output
-        if step.error is None and step.region is not None:
-            crop = _register_crop(step, state, len(crops) + len(new_crops) + 1)
-            new_crops.append(crop)
-            step = step.model_copy(update={"crop_id": crop.id})
-            reply = prompts.zoom_note(crop.id, step.image_id, step.region, step.repairs) + "\n" + reply
-        if item.review == "edited":
-            reply = prompts.edited_note(item.args.request) + "\n" + reply
-        replies.append(Message("tool", reply, tool_call_id=call_id))
-        steps.append(step)
+        crop_number = len(state.get("crops", [])) + sum(r.crop is not None for r in replies) + 1
+        replies.append(_reply(item, state, ctx, crop_number) if i in charged else _not_run(item))
     left -= len(charged)
-    if replies and left == 0:
-        last = replies[-1]
-        replies[-1] = Message("tool", f"{last.content}\n\n{prompts.BUDGET_SPENT}", tool_call_id=last.tool_call_id)
     return {
-        "history": replies,
-        "steps": steps,
-        "crops": new_crops,
+        "history": loop_decision.with_budget_note([r.message for r in replies], left),
+        "steps": [r.step for r in replies if r.step is not None],
+        "crops": [r.crop for r in replies if r.crop is not None],
         "extractions_left": left,
         "pending_calls": [],
         "pending_errors": [],
-        "refused_after_budget": spent_before or state.get("refused_after_budget", False),
+        "refused_after_budget": loop_decision.refused_after_budget(state),
     }
 
 
-def _written_order(state: AgentState) -> list[ToolCall | ToolCallError]:
-    """The turn's calls and malformed blocks in the order the reasoner wrote them."""
-    calls = list(state.get("pending_calls", [])) + list(state.get("pending_errors", []))
-    return sorted(calls, key=_position)
+def _checked_turn(state: AgentState, ctx: AgentContext, left: int) -> tuple[list[CheckedCall], set[int]]:
+    """The turn's calls in written order, checked (and reviewed when the run asks), and which ones the budget
+    pays for. Review asks only about charged valid calls, and all of them before any extraction runs."""
+    images = {image.id: (image.width, image.height) for image in state["images"]}
+    known_crops = {crop.id: crop for crop in state.get("crops", [])}
+    checked = [check_call(call, images, known_crops) for call in loop_decision.written_order(state)]
+    charged = loop_decision.charged([item.error is None for item in checked], left)
+    if state.get("review_extractions", ctx.interrupt_before_extract):  # fixed for the turn, resumed or not
+        checked = [reviewed(item, images, known_crops, left) if i in charged and item.error is None else item
+                   for i, item in enumerate(checked)]  # fmt: skip
+    return checked, charged
 
 
-def _position(item: ToolCall | ToolCallError) -> int:
-    return item.index
-
-def _check(item: ToolCall | ToolCallError, images: dict[str, tuple[int, int]], crops: dict[str, CropInfo]) -> _Checked:
-    if isinstance(item, ToolCallError):
-        return _Checked(call=None, error=item.error)
-    if item.name != "extract":
-        return _Checked(call=item, error=f"unknown tool '{item.name[:60]}'; the only tool is 'extract'")
-    args = validate_extract_args(item.arguments, [*images, *crops])
-    if not isinstance(args, ExtractArgs):
-        return _Checked(call=item, error=args)
-    target = resolve_target(args, images, crops)
-    if isinstance(target, str):
-        return _Checked(call=item, args=args, error=target)
-    return _Checked(call=item, args=args, target=target)
+def _not_run(item: CheckedCall) -> _Reply:
+    return _Reply(Message("tool", prompts.NOT_RUN, tool_call_id=_call_id(item)))
 
 
-def _reviewed(item: _Checked, images, crops, left: int) -> _Checked:
-    """Ask the application about one call; an edited call is checked again like a written one."""
-    decision = review.ask(item.call, left)
-    if decision.action == "refuse":
-        return _Checked(call=item.call, args=item.args, review="refused", refusal=decision.reason)
-    if decision.action == "approve":
-        return _Checked(call=item.call, args=item.args, target=item.target, review="approved")
-    edited = ToolCall(id=item.call.id, name=item.call.name, arguments=decision.arguments, index=item.call.index)
-    checked = _check(edited, images, crops)
-    checked.review = "edited"
-    return checked
+def _reply(item: CheckedCall, state: AgentState, ctx: AgentContext, crop_number: int) -> _Reply:
+    """A charged call's answer: its error, the application's refusal, or the extraction it asked for."""
+    if item.error is not None:
+        # Parse errors (no call) are already in the reasoner's step.
+        step = ExtractStep(request=request_text(item.call), error=item.error) if item.call is not None else None
+        return _Reply(Message("tool", prompts.tool_error(item.error), tool_call_id=_call_id(item)), step)
+    if item.refusal is not None:
+        step = ExtractStep(request=item.args.request, error="refused by the application", review="refused")
+        return _Reply(Message("tool", prompts.refused(item.refusal), tool_call_id=_call_id(item)), step)
+    return _extracted(item, state, ctx, crop_number)
 
 
-def _charge(checked: list[_Checked], left: int) -> set[int]:
-    """Indices of the calls the budget pays for: valid calls first, then malformed ones."""
-    order = [i for i, c in enumerate(checked) if c.error is None] + [i for i, c in enumerate(checked) if c.error]
-    return set(order[: max(left, 0)])
+def _extracted(item: CheckedCall, state: AgentState, ctx: AgentContext, crop_number: int) -> _Reply:
+    """Run the extraction; a region call also registers its crop, and the reply says how to name it."""
+    step = extract_safely(ctx.perceiver, ctx.store, item.target, item.args.request,
+                          max_new_tokens=ctx.perceiver_max_new_tokens)  # fmt: skip
+    step = step.model_copy(update={"review": item.review}) if item.review else step
+    reply = prompts.tool_error(step.error) if step.error else step.output
+    crop = None
+    if step.error is None and step.region is not None:
+        crop = _register_crop(step, state, crop_number)
+        step = step.model_copy(update={"crop_id": crop.id})
+        reply = prompts.zoom_note(crop.id, step.image_id, step.region, step.repairs) + "\n" + reply
+    if item.review == "edited":
+        reply = prompts.edited_note(item.args.request) + "\n" + reply
+    return _Reply(Message("tool", reply, tool_call_id=_call_id(item)), step, crop)
+
+
+def _call_id(item: CheckedCall) -> str | None:
+    return item.call.id if item.call else None
 
 
 def _register_crop(step: ExtractStep, state: AgentState, number: int) -> CropInfo:
@@ -217,12 +168,3 @@ def _register_crop(step: ExtractStep, state: AgentState, number: int) -> CropInf
     x0, y0, x1, y1 = step.source_region
     return CropInfo(id=f"crop_{number}", source_image=step.source_image, box=list(step.source_region),
                     width=max(1, round((x1 - x0) * width)), height=max(1, round((y1 - y0) * height)))
-
-
-MAX_TRACE_REQUEST = 500  # a refused call's request is kept in the trace up to this length
-
-
-def _request_text(call: ToolCall) -> str | None:
-    request = call.arguments.get("request") if isinstance(call.arguments, dict) else None
-    return request[:MAX_TRACE_REQUEST] if isinstance(request, str) and request.strip() else None
-

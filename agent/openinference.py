@@ -1,7 +1,7 @@
 """OpenInference span attributes (the names Phoenix, Langfuse and Arize read) from our requests, outputs and steps.
 
 Pure functions from our types to attribute dicts: no OpenTelemetry import here, so they are cheap to test and the
-tracing module (agent/telemetry.py) keeps only the hooks. Our own fields that OpenInference has no name for are
+tracing modules (agent/telemetry*.py) keep only the hooks. Our own fields that OpenInference has no name for are
 `xthink.*`. Values that are None mean "not set"; the caller drops them.
 """
 

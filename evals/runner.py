@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from agent import telemetry
+from agent import telemetry_spans
 from agent.prompts import PROMPTS_VERSION
 from agent.settings import AskOptions, InputError
 from agent.trace import MODES, ExtractStep, ReasonStep, Result
@@ -205,7 +205,7 @@ def run_item(item: WorkItem, plan: EvalPlan, store: RunStore, agent: Agent) -> S
         record = SampleRecord(**base, status="error", error=item.load_error, retryable=False)
     else:
         try:
-            with telemetry.sample_span(sample_id=item.sample_id, regime=item.regime, benchmark=item.benchmark):
+            with telemetry_spans.sample_span(sample_id=item.sample_id, regime=item.regime, benchmark=item.benchmark):
                 result = agent.ask(item.question, [item.image_path], item.options or None,
                                    mode=graph_mode(item.regime), settings=regime_settings(plan.settings, item.regime))
             record = _scored(base, item, result, store)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from agent import assistant_turns, iterative, single_pass
+from agent import assistant_turns, iterative, loop_decision, single_pass
 from agent.settings import RunContext
 
 
@@ -25,7 +25,8 @@ def build() -> StateGraph:
     builder.add_edge(START, "ingest")
     builder.add_conditional_edges("ingest", assistant_turns.route_turn, ["start", "observe", "perceive", "direct", END])
     builder.add_edge("start", "reason")
-    builder.add_conditional_edges("reason", iterative.route_after_reason, {"extract": "extract", "__end__": "respond"})
+    builder.add_conditional_edges("reason", loop_decision.route_after_reason,
+                                  {"extract": "extract", "__end__": "respond"})  # fmt: skip
     builder.add_edge("extract", "reason")
     builder.add_edge("observe", "perceive")
     builder.add_edge("perceive", "think")

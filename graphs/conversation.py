@@ -27,7 +27,8 @@ from agent.settings import AskOptions, InputError
 from agent.state import AgentContext
 from agent.trace import MODES, Result, Step
 from graphs import assistant
-from tools.images.inputs import ImageInputError, ImagePolicy
+from tools.images.inputs import ImagePolicy
+from tools.images.store import ImageInputError
 from tools.images.pixels import load_image
 
 # Our state types, allowed explicitly so checkpoints load without LangGraph's unregistered-type warnings.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from agent import iterative as loop
+from agent import loop_decision
 from agent.inputs import RegimeInput, check_input
 from agent.settings import RunContext
 from agent.state import AgentState
@@ -23,7 +24,7 @@ def build() -> StateGraph:
     builder.add_edge(START, "check_input")
     builder.add_edge("check_input", "start")
     builder.add_edge("start", "reason")
-    builder.add_conditional_edges("reason", loop.route_after_reason, {"extract": "extract", "__end__": END})
+    builder.add_conditional_edges("reason", loop_decision.route_after_reason, {"extract": "extract", "__end__": END})
     builder.add_edge("extract", "reason")
     return builder
 

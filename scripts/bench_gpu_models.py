@@ -22,7 +22,8 @@ def build_reasoner(out: Path, sizes: dict, device: str, dtype) -> Path:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from tools.tiny.models import _save_model, build_tokenizer
+    from tools.tiny.configs import save_model
+    from tools.tiny.tokenizer import build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer(out)
@@ -31,13 +32,13 @@ def build_reasoner(out: Path, sizes: dict, device: str, dtype) -> Path:
                          eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id)  # fmt: skip
     with torch.device(device):
         model = Qwen3ForCausalLM(config).to(dtype)
-    return _save_model(model, tok, out)
+    return save_model(model, tok, out)
 
 
 def build_perceiver(out: Path, tiny: bool) -> Path:
     """LLaVA-OneVision: the test suite's tiny one, or the 0.5B's geometry (SigLIP so400m + Qwen2-0.5B)."""
     if tiny:
-        from tools.tiny.models import build_llava_onevision
+        from tools.tiny.llava import build_llava_onevision
 
         return build_llava_onevision(out)
     from bench_vet_train import build_real_geometry

@@ -56,7 +56,8 @@ def main() -> None:
 
     from tools.backends.base import Message, PerceiveRequest, ReasonRequest, SamplingSettings
     from tools.backends.http_backend import HttpPerceiver, HttpReasoner
-    from tools.tiny.models import build_llava_onevision, build_reasoner
+    from tools.tiny.llava import build_llava_onevision
+    from tools.tiny.models import build_reasoner
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=64)

@@ -27,7 +27,7 @@ def build(out: Path, layers: int, width: int) -> Path:
     from onevision_geometry import PATCH, TILE, save_onevision
     from transformers import Qwen2Config, SiglipVisionConfig
 
-    from tools.tiny.models import build_tokenizer
+    from tools.tiny.tokenizer import build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer()

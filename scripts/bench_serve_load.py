@@ -42,7 +42,8 @@ def free_port() -> int:
 def start_server(folder: Path, slots: int, device: str, cache_mb: float) -> tuple[subprocess.Popen, str]:
     import httpx
 
-    from tools.tiny.models import build_llava_onevision, build_reasoner
+    from tools.tiny.llava import build_llava_onevision
+    from tools.tiny.models import build_reasoner
 
     reasoner, perceiver = build_reasoner(folder / "reasoner"), build_llava_onevision(folder / "perceiver")
     port = free_port()

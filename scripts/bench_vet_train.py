@@ -34,7 +34,7 @@ def build_real_geometry(out: Path) -> Path:
     from onevision_geometry import PATCH, TILE, save_onevision
     from transformers import Qwen2Config, SiglipVisionConfig
 
-    from tools.tiny.models import build_tokenizer
+    from tools.tiny.tokenizer import build_tokenizer
 
     torch.manual_seed(0)
     tok = build_tokenizer()
@@ -50,11 +50,11 @@ def write_data(root: Path, examples: int, size: tuple[int, int], target_words: i
     """Coloured shapes with descriptions of about `target_words` words (the teacher's are ~200-400)."""
     from PIL import Image, ImageDraw
 
-    from tools.tiny.models import _CORPUS_LINES
+    from tools.tiny.tokenizer import CORPUS_LINES
     from tools.vet.dataset import Pair, write_dataset
 
     rng = random.Random(0)
-    words = " ".join(_CORPUS_LINES).split()
+    words = " ".join(CORPUS_LINES).split()
     (root / "images").mkdir(parents=True, exist_ok=True)
     pairs = []
     for i in range(examples):
@@ -97,7 +97,7 @@ def main() -> None:
     import torch
 
     from tools.backends.loading import quiet_transformers
-    from tools.tiny.models import build_llava_onevision
+    from tools.tiny.llava import build_llava_onevision
     from tools.vet.train import TrainConfig, run_training
 
     quiet_transformers()

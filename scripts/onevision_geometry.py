@@ -23,7 +23,7 @@ def save_onevision(out: Path, tok, vision, text, tie_word_embeddings: bool = Fal
         LlavaOnevisionVideoProcessor,
     )
 
-    from tools.tiny.models import _save_model
+    from tools.tiny.configs import save_model
 
     config = LlavaOnevisionConfig(
         vision_config=vision, text_config=text, image_grid_pinpoints=PINPOINTS, vision_aspect_ratio="anyres_max_9",
@@ -39,4 +39,4 @@ def save_onevision(out: Path, tok, vision, text, tie_word_embeddings: bool = Fal
         vision_aspect_ratio="anyres_max_9", chat_template=tok.chat_template,
     )  # fmt: skip
     processor.save_pretrained(out)
-    return _save_model(LlavaOnevisionForConditionalGeneration(config), tok, out)
+    return save_model(LlavaOnevisionForConditionalGeneration(config), tok, out)

@@ -18,7 +18,7 @@ def write_checkpoint(root: Path, tied: bool = False, extra_tensors: dict | None 
                      drop: tuple[str, ...] = ()) -> Path:
     from transformers import Qwen3Config, Qwen3ForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
-    from tools.tiny.models import build_tokenizer
+    from tools.tiny.tokenizer import build_tokenizer
 
     torch.manual_seed(0)
     tower_dir = root / "siglip-tiny"

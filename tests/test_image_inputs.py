@@ -10,7 +10,10 @@ import pytest
 from PIL import Image
 
 from tests.image_host import ImageHost
-from tools.images.inputs import ImageInputError, ImagePolicy, _checked_address, acquire, decode_base64
+from tools.images.acquire import acquire
+from tools.images.address_check import checked_address
+from tools.images.inputs import ImagePolicy, decode_base64
+from tools.images.store import ImageInputError
 
 
 def png_bytes(size=(20, 10), colour="red") -> bytes:
@@ -48,7 +51,7 @@ def web():
                                   "::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe"])
 def test_private_and_local_addresses_are_refused(host):
     with pytest.raises(ImageInputError) as info:
-        _checked_address(host, 80, ImagePolicy(allow_urls=True), "image")
+        checked_address(host, 80, ImagePolicy(allow_urls=True), "image")
     assert info.value.status == 403
 
 

@@ -9,8 +9,8 @@ import time
 import pytest
 from PIL import Image
 
-from tools.images.inputs import ImageInputError, ImagePolicy
-from tools.images.store import EVERYTHING, MB, ContentStore, StoreBound
+from tools.images.inputs import ImagePolicy
+from tools.images.store import EVERYTHING, MB, ContentStore, ImageInputError, StoreBound
 
 
 def png_bytes(colour, size=(64, 64)) -> bytes:

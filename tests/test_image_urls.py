@@ -15,7 +15,10 @@ import pytest
 from PIL import Image
 
 from tests.image_host import ImageHost
-from tools.images.inputs import ImageInputError, ImagePolicy, _checked_address, acquire, parse_allow_hosts
+from tools.images.acquire import acquire
+from tools.images.address_check import checked_address
+from tools.images.inputs import ImagePolicy, parse_allow_hosts
+from tools.images.store import ImageInputError
 
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), 9)  # 64 MB of zeros in about 64 KB
 
@@ -87,14 +90,14 @@ def test_compressed_bodies_are_refused_without_being_inflated(two_servers, tmp_p
 ])  # fmt: skip
 def test_ipv4_carried_in_ipv6_forms_are_refused(host):
     with pytest.raises(ImageInputError) as info:
-        _checked_address(host, 80, ImagePolicy(allow_urls=True), "image")
+        checked_address(host, 80, ImagePolicy(allow_urls=True), "image")
     assert info.value.status == 403
 
 
 @pytest.mark.parametrize("host", ["8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808",
                                   "2002:808:808::1"])
 def test_public_addresses_pass(host):
-    assert _checked_address(host, 80, ImagePolicy(allow_urls=True), "image")
+    assert checked_address(host, 80, ImagePolicy(allow_urls=True), "image")
 
 
 def test_a_hanging_resolver_meets_its_own_deadline(monkeypatch):
@@ -106,7 +109,7 @@ def test_a_hanging_resolver_meets_its_own_deadline(monkeypatch):
     policy = ImagePolicy(allow_urls=True, dns_timeout_s=0.3)
     start = time.monotonic()
     with pytest.raises(ImageInputError, match="looking up 'images.example.com' took over 0.3 s") as info:
-        _checked_address("images.example.com", 80, policy, "image")
+        checked_address("images.example.com", 80, policy, "image")
     assert info.value.status == 504 and time.monotonic() - start < 1.5
     whole = ImagePolicy(allow_urls=True, timeout_s=0.3)  # the fetch's own deadline is shorter than the DNS one
     with pytest.raises(ImageInputError, match="took over the fetch's time limit") as info:

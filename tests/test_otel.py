@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from agent import openinference as oi
-from agent import telemetry
+from agent import telemetry, telemetry_spans
 from agent.trace import ExtractStep, ReasonStep
 from graphs.api import AskOptions, ExtractThink
 from tools.tiny.forced import Script, think, tool_call
@@ -212,9 +212,9 @@ def test_eval_samples_are_their_own_traces_with_thumbnails_when_asked(tiny, imag
     agent = scripted_agent(tiny)
     assert telemetry.configure(phoenix)
     try:
-        with telemetry.sample_span(sample_id="s1", regime="iterative", benchmark="tiny"):
+        with telemetry_spans.sample_span(sample_id="s1", regime="iterative", benchmark="tiny"):
             agent.ask(QUESTION, [image_path], ["red", "blue"], settings=FAST)
-        with telemetry.sample_span(sample_id="s2", regime="direct", benchmark="tiny"):
+        with telemetry_spans.sample_span(sample_id="s2", regime="direct", benchmark="tiny"):
             _direct(tiny, image_path)
     finally:
         telemetry.shutdown()

@@ -229,7 +229,8 @@ def test_out_of_range_settings_are_400s_naming_the_field(server, client, image_p
 
 
 def test_openai_zero_temperature_or_top_p_means_greedy():
-    from graphs.server.openai_app import ChatRequest, ask_options
+    from graphs.server.chat_request import ChatRequest
+    from graphs.server.settings_mapping import ask_options
 
     for zero in ({"temperature": 0}, {"top_p": 0.0}):
         options = ask_options(ChatRequest(model="extract-think", messages=[], **zero))

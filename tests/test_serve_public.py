@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from graphs.api import ExtractThink
-from graphs.server.openai_app import ServeLimits, create_app
+from graphs.server.limits import ServeLimits
+from graphs.server.openai_app import create_app
 from tests.test_serve_limits import body, start
 
 SETTINGS = {"greedy": True, "max_extractions": 1, "perceiver_max_new_tokens": 8, "thinking_budget": 12,

@@ -43,7 +43,7 @@ def is_page(path: Path) -> bool:
 
 
 def write_page(paths: list[Path], out: Path, report: Report | None = None, plots_dir: Path | None = None) -> Path:
-    """Render the page for `paths` (see viewer_data.load_page) into `out`."""
+    """Render the page for `paths` (see evals/viewer/data.py: load_page) into `out`."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(load_page(paths, report, plots_dir)), encoding="utf-8")

@@ -18,7 +18,8 @@ def fail(message: str, code: int) -> None:
 
 def check_image_settings() -> None:
     """Read the XTHINK_* image and store settings before any model loads: a bad one is one line, exit 2."""
-    from tools.images.inputs import ImageInputError, ImagePolicy
+    from tools.images.inputs import ImagePolicy
+    from tools.images.store import ImageInputError
 
     try:
         ImagePolicy.from_env()

@@ -41,7 +41,8 @@ def serve_command(
 
     from agent.settings import SettingCaps
     from graphs.api import ExtractThink, InputError, resolve_models
-    from graphs.server.openai_app import ServeLimits, create_app
+    from graphs.server.limits import ServeLimits
+    from graphs.server.openai_app import create_app
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.options import EngineOptions
     from tools.backends.spec import ModelSpecError

@@ -68,7 +68,8 @@ def _thread(db: str, thread: str | None, out: Path) -> Path:
     from evals.viewer.page import write_thread_page
     from graphs import threads
     from graphs.conversation import close_checkpointer, open_checkpointer
-    from tools.images.inputs import ImageInputError, ImagePolicy
+    from tools.images.inputs import ImagePolicy
+    from tools.images.store import ImageInputError
 
     try:
         store = ImagePolicy.from_env().store.root

@@ -4,7 +4,7 @@ LangGraph keeps each run's input, as sent, in the run's first checkpoint, so an 
 stays in the thread's database for as long as the thread does. This route (mounted by `langgraph.json`'s
 `http.app`, behind the server's own auth: `enable_custom_route_auth`) takes the image instead, under the caps
 every other entry point has (XTHINK_MAX_IMAGE_BYTES, XTHINK_MAX_PIXELS), stores it in the content store
-(tools/images/inputs.py) and answers its `file_id`, the sha256 of its bytes: a message then carries
+(tools/images/store.py) and answers its `file_id`, the sha256 of its bytes: a message then carries
 `{"type": "image", "file_id": ...}` (agent/assistant_turns.py reads it), a few dozen bytes instead of the image.
 The answer never names a server path. The body is read with its cap counted as it arrives and within a deadline
 (XTHINK_UPLOAD_TIMEOUT, 60 s: a client that stalls cannot hold a slot), and at most MAX_UPLOADS_AT_ONCE uploads
@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tools.images.inputs import ImageInputError, ImagePolicy, env_number
+from tools.images.inputs import ImagePolicy
+from tools.images.store import ImageInputError, env_number
 
 FIELD = "file"
 MAX_UPLOADS_AT_ONCE = 8

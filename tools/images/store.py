@@ -3,11 +3,10 @@
 Serve, LangGraph runs and chat store every image a client sends, so without a bound the folder grows until
 the disk is full. The bound (XTHINK_STORE_MAX_MB, XTHINK_STORE_MAX_AGE_DAYS) is kept as the store is used:
 each use of a file (the same bytes stored again, a lookup by digest, a conversation's next turn) sets its
-mtime, so mtime means "last used"; a prune removes files past the age bound, then the least recently used
-until the size fits, and never a file used within the grace period (a run between storing an image and
-loading it, a thread that is being talked to). A thread whose images were pruned is told to send them again.
-Only names the store writes are ever removed: `<64 hex>.<ext>` regular files and its own stale
-`xthink-*.part` temporaries; anything else in the folder (and any symlink) is left alone.
+mtime, so mtime means "last used"; a prune (tools/images/store_pruning.py) removes files past the age bound,
+then the least recently used until the size fits, and never a file used within the grace period (a run
+between storing an image and loading it, a thread that is being talked to). A thread whose images were
+pruned is told to send them again.
 """
 
 from __future__ import annotations
@@ -16,31 +15,32 @@ import hashlib
 import logging
 import os
 import re
-import stat
 import tempfile
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from tools.images.pixels import DEFAULT_MAX_PIXELS, ImageError, load_image
+from tools.images.store_pruning import (
+    DAY,
+    PruneReport,
+    StoreFile,
+    drop_stale_parts,
+    evict,
+    own_files,
+    prune_due,
+    record_scan,
+)
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
-DAY = 24 * 3600
 DEFAULT_MAX_MB = 1024
 DEFAULT_MAX_AGE_DAYS = 30
 DEFAULT_KEEP_RECENT_S = 3600
 STORE_FILE = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,12}")  # PIL format names: png, jpg, webp, jpeg2000
-PART_FILE = re.compile(r"xthink-[a-z0-9_]{8}\.part")
-PART_MAX_AGE_S = DAY  # a temporary this old belongs to a process that died mid-write
-RESCAN_S = 300  # a store shared by processes is rescanned this often (each counts only its own writes)
-STUCK_RESCAN_S = 10  # over the bound with nothing evictable (all in the grace period): rescan at most this often
-MAX_TALLIES = 16
 
 
 class ImageInputError(ValueError):
@@ -116,35 +116,6 @@ class StoredImage:
     height: int
 
 
-@dataclass(frozen=True)
-class StoreFile:
-    path: Path
-    size: int
-    used: float  # mtime: the last time the store wrote or used it
-
-
-@dataclass(frozen=True)
-class PruneReport:
-    removed: int = 0
-    freed: int = 0
-    kept: int = 0
-    kept_bytes: int = 0
-    failed: int = 0  # due to go but not removable (a read-only store): kept, counted here
-
-
-@dataclass
-class _Tally:
-    """What one process knows of a store's size between scans."""
-
-    bytes: int
-    scanned: float
-    stuck: bool = False
-
-
-_TALLIES: OrderedDict[str, _Tally] = OrderedDict()
-_TALLY_LOCK = threading.Lock()
-
-
 @dataclass
 class ContentStore:
     """Validated images named by the sha256 of their bytes: the same image is stored once."""
@@ -199,71 +170,29 @@ class ContentStore:
 
     def files(self) -> list[StoreFile]:
         """The store's own files (regular files named `<sha256>.<ext>`), least recently used first."""
-        return sorted((StoreFile(path, st.st_size, st.st_mtime) for path, st in self._own(STORE_FILE)),
+        return sorted((StoreFile(path, st.st_size, st.st_mtime) for path, st in own_files(self.root, STORE_FILE)),
                       key=lambda f: f.used)  # fmt: skip
 
     def prune(self, bound: StoreBound | None = None, now: float | None = None) -> PruneReport:
         """Remove what is past the bound: too old first, then least recently used until the size fits."""
         bound = bound or self.bound
         now = time.time() if now is None else now
-        self._drop_stale_parts(now)
-        files = self.files()
-        total, removed, freed, failed = sum(f.size for f in files), 0, 0, 0
-        for f in files:
-            age = now - f.used
-            if age < bound.keep_recent_s:
-                break  # sorted: everything after was used more recently
-            too_old = bound.max_age_s is not None and age > bound.max_age_s
-            if not too_old and not (bound.max_bytes is not None and total > bound.max_bytes):
-                break
-            outcome = _remove_unused(f)
-            if outcome:
-                total, removed, freed = total - f.size, removed + 1, freed + f.size
-            failed += outcome is None
-        return PruneReport(removed, freed, len(files) - removed, total, failed)
-
-    def _own(self, pattern: re.Pattern):
-        """(path, lstat) of regular files directly in the folder whose names match: never symlinks or folders."""
-        try:
-            entries = list(os.scandir(self.root))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for entry in entries:
-            if pattern.fullmatch(entry.name):
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    yield Path(entry.path), st
-
-    def _drop_stale_parts(self, now: float) -> None:
-        for path, st in self._own(PART_FILE):
-            if now - st.st_mtime > PART_MAX_AGE_S:
-                _remove_unused(StoreFile(path, st.st_size, st.st_mtime))
+        drop_stale_parts(self.root, now)
+        return evict(self.files(), bound, now)
 
     def _account(self, size: int) -> None:
         """After a write: prune when this process's tally passes the bound, or every RESCAN_S seconds."""
         if not self.bound.bounded:
             return
         key, now = str(self.root), time.monotonic()
-        with _TALLY_LOCK:
-            tally = _TALLIES.get(key)
-            if tally is not None:
-                tally.bytes += size
-            if tally is not None and not _due(tally, self.bound, now):
-                return
+        if not prune_due(key, size, self.bound, now):
+            return
         try:
             report = self.prune()
         except OSError as exc:  # the image is stored; a store this process cannot list is left as it is
             log.warning("could not prune the image store: %s", exc)
             return
-        over = self.bound.max_bytes is not None and report.kept_bytes > self.bound.max_bytes
-        with _TALLY_LOCK:
-            _TALLIES[key] = _Tally(report.kept_bytes, now, over)
-            _TALLIES.move_to_end(key)
-            while len(_TALLIES) > MAX_TALLIES:
-                _TALLIES.popitem(last=False)
+        record_scan(key, report.kept_bytes, self.bound, now)
 
     def _check(self, path: Path, label: str) -> tuple[Image.Image, str]:
         try:
@@ -277,13 +206,6 @@ class ContentStore:
         return img, "jpg" if fmt == "jpeg" else fmt
 
 
-def _due(tally: _Tally, bound: StoreBound, now: float) -> bool:
-    if now - tally.scanned > RESCAN_S:
-        return True
-    over = bound.max_bytes is not None and tally.bytes > bound.max_bytes
-    return over and (not tally.stuck or now - tally.scanned > STUCK_RESCAN_S)
-
-
 def _touch(path: Path) -> bool:
     """Set mtime to now; False if the file is gone. A read-only store still serves its files."""
     try:
@@ -295,15 +217,3 @@ def _touch(path: Path) -> bool:
     return True
 
 
-def _remove_unused(f: StoreFile) -> bool | None:
-    """Unlink unless it was used since the scan (a run touched it meanwhile); None if it cannot be removed."""
-    try:
-        st = os.lstat(f.path)
-        if st.st_mtime != f.used or not stat.S_ISREG(st.st_mode):
-            return False
-        os.unlink(f.path)
-    except FileNotFoundError:
-        return False
-    except OSError:  # no permission: the store is read-only to this process
-        return None
-    return True

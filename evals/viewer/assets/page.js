@@ -1,5 +1,5 @@
 "use strict";
-// The trace viewer: renders the JSON document embedded in this page (evals/viewer_data.py). No network:
+// The trace viewer: renders the JSON document embedded in this page (evals/viewer/data.py). No network:
 // every image is a data URI and nothing is fetched.
 (function () {
   const DATA = JSON.parse(document.getElementById("xthink-data").textContent);
