@@ -1,4 +1,9 @@
-"""What every `xthink` command shares: exit codes and the one-line error."""
+"""What every `xthink` command shares: exit codes, the one-line error, the progress bar, the shared flags.
+
+User mistakes (bad files, bad options, models that cannot load) end with one red line on stderr and a
+non-zero exit, never a traceback. Exit codes: 0 ok, 1 selftest failure, 2 bad input, 3 model (or a
+conversation database) not loadable, 4 a model server failed during the run.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 EXIT_INPUT, EXIT_MODEL, EXIT_SERVER = 2, 3, 4
+EXIT_STORE = EXIT_MODEL  # a conversation database that cannot be opened: as a model that cannot load
 err = Console(stderr=True)
+MODEL_FORMS = "hub id, local folder, vllm:MODEL or server URL"
 
 
 def fail(message: str, code: int) -> None:
@@ -49,6 +56,40 @@ def is_trace(path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and "schema_version" in data and "steps" in data
+
+
+def progress_bar(*counters: str):
+    """A live bar on stderr per task: done/total, one `NAME {value}` column per counter field, ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn(f"{name} {{task.fields[{name}]}}") for name in counters]
+    return Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), *columns,
+                    TimeRemainingColumn(), console=err)  # fmt: skip
+
+
+def reasoner_option():
+    """`--reasoner`, the same on every command that runs the agent."""
+    return typer.Option(None, help=f"reasoner LLM: {MODEL_FORMS}")
+
+
+def perceiver_option():
+    """`--perceiver`, the same on every command that runs the agent."""
+    return typer.Option(None, help=f"perception VLM: {MODEL_FORMS}")
+
+
+def pair_option():
+    """`--pair`: the paper's pairs (agent/settings.py PAIRS); --reasoner and --perceiver win over it."""
+    return typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)")
+
+
+def device_option():
+    """`--device` for a command that loads both models in this process."""
+    return typer.Option("auto", help="auto | cpu | cuda | cuda:N")
+
+
+def dtype_option():
+    """`--dtype` for every command that loads models in this process."""
+    return typer.Option("auto", help="auto | float32 | bfloat16 | float16")
 
 
 def otel_option():
