@@ -9,20 +9,8 @@ import typer
 from rich.console import Console
 
 from agent.trace import MODES
-from graphs.cli.common import (
-    EXIT_INPUT,
-    EXIT_MODEL,
-    EXIT_SERVER,
-    claim_trace_file,
-    device_option,
-    dtype_option,
-    fail,
-    otel_option,
-    pair_option,
-    perceiver_option,
-    reasoner_option,
-    start_telemetry,
-)
+from graphs.cli import flags
+from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, claim_trace_file, fail, start_telemetry
 from graphs.cli.settings import with_settings
 
 
@@ -31,15 +19,15 @@ def ask_command(
     args: list[str] = typer.Argument(..., metavar="IMAGE [IMAGE...] QUESTION", help="image files, then the question"),
     option: list[str] = typer.Option([], "--option", "-o", help="a multiple-choice option; repeat for A, B, ..."),
     mode: str = typer.Option("iterative", "--mode", "-m", help="iterative | extract | caption | direct"),
-    reasoner: str | None = reasoner_option(),
-    perceiver: str | None = perceiver_option(),
-    pair: str | None = pair_option(),
+    reasoner: str | None = flags.reasoner(),
+    perceiver: str | None = flags.perceiver(),
+    pair: str | None = flags.pair(),
     json_out: bool = typer.Option(False, "--json", help="print one JSON object (answer, mode, steps, ...)"),
     trace_out: Path | None = typer.Option(None, "--trace-out", help="write the full result JSON here"),
     request: str | None = typer.Option(None, help="precomputed 'contents to observe' request (extract mode)"),
-    device: str = device_option(),
-    dtype: str = dtype_option(),
-    otel_endpoint: str | None = otel_option(),
+    device: str = flags.device(),
+    dtype: str = flags.dtype(),
+    otel_endpoint: str | None = flags.otel(),
     settings=None,  # AskOptions from the generation-setting flags (graphs/cli/settings.py)
 ) -> None:
     """Answer a question about one or more images, showing each step as it happens."""

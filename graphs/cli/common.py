@@ -1,4 +1,4 @@
-"""What every `xthink` command shares: exit codes, the one-line error, the progress bar, the shared flags.
+"""What every `xthink` command shares: exit codes, the one-line error, the progress bar, the checks before loading.
 
 User mistakes (bad files, bad options, models that cannot load) end with one red line on stderr and a
 non-zero exit, never a traceback. Exit codes: 0 ok, 1 selftest failure, 2 bad input, 3 model (or a
@@ -14,7 +14,6 @@ from rich.markup import escape
 EXIT_INPUT, EXIT_MODEL, EXIT_SERVER = 2, 3, 4
 EXIT_STORE = EXIT_MODEL  # a conversation database that cannot be opened: as a model that cannot load
 err = Console(stderr=True)
-MODEL_FORMS = "hub id, local folder, vllm:MODEL or server URL"
 
 
 def fail(message: str, code: int) -> None:
@@ -65,37 +64,6 @@ def progress_bar(*counters: str):
     columns = [TextColumn(f"{name} {{task.fields[{name}]}}") for name in counters]
     return Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), *columns,
                     TimeRemainingColumn(), console=err)  # fmt: skip
-
-
-def reasoner_option():
-    """`--reasoner`, the same on every command that runs the agent."""
-    return typer.Option(None, help=f"reasoner LLM: {MODEL_FORMS}")
-
-
-def perceiver_option():
-    """`--perceiver`, the same on every command that runs the agent."""
-    return typer.Option(None, help=f"perception VLM: {MODEL_FORMS}")
-
-
-def pair_option():
-    """`--pair`: the paper's pairs (agent/settings.py PAIRS); --reasoner and --perceiver win over it."""
-    return typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)")
-
-
-def device_option():
-    """`--device` for a command that loads both models in this process."""
-    return typer.Option("auto", help="auto | cpu | cuda | cuda:N")
-
-
-def dtype_option():
-    """`--dtype` for every command that loads models in this process."""
-    return typer.Option("auto", help="auto | float32 | bfloat16 | float16")
-
-
-def otel_option():
-    """`--otel-endpoint`, the same on every command that runs the agent."""
-    return typer.Option(None, "--otel-endpoint", help="export OpenTelemetry traces to this OTLP/HTTP URL, e.g. "
-                        "http://127.0.0.1:6006 for Phoenix (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
 
 
 def start_telemetry(endpoint: str | None) -> None:

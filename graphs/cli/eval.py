@@ -13,20 +13,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from graphs.cli.common import (
-    EXIT_INPUT,
-    EXIT_MODEL,
-    device_option,
-    dtype_option,
-    fail,
-    otel_option,
-    pair_option,
-    perceiver_option,
-    progress_bar,
-    reasoner_option,
-    start_telemetry,
-)
-from graphs.cli.settings import engine_option, with_settings
+from graphs.cli import flags
+from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, fail, progress_bar, start_telemetry
+from graphs.cli.settings import with_settings
 
 
 @with_settings(skip=("seed",))
@@ -45,19 +34,19 @@ def eval_command(
                                      "paper's six (reported in a separate section)"),
     no_retry_errors: bool = typer.Option(False, "--no-retry-errors", help="keep error records instead of "
                                          "running those samples again"),
-    max_batch: int = engine_option("max_batch", "in-process: requests per batched generate", min=1),
-    reasoner_cache_mb: float = engine_option("reasoner_cache_mb", "in-process KV reuse, MB (0: off)", min=0),
-    perceiver_cache_mb: float = engine_option("perceiver_cache_mb", "in-process image KV reuse, MB (0: off)", min=0),
-    max_in_flight: int | None = engine_option("max_in_flight", "server: requests in flight per endpoint URL "
+    max_batch: int = flags.engine("max_batch", "in-process: requests per batched generate", min=1),
+    reasoner_cache_mb: float = flags.engine("reasoner_cache_mb", "in-process KV reuse, MB (0: off)", min=0),
+    perceiver_cache_mb: float = flags.engine("perceiver_cache_mb", "in-process image KV reuse, MB (0: off)", min=0),
+    max_in_flight: int | None = flags.engine("max_in_flight", "server: requests in flight per endpoint URL "
                                               "(default: --concurrency)", min=1),
-    reasoner: str | None = reasoner_option(),
-    perceiver: str | None = perceiver_option(),
-    pair: str | None = pair_option(),
-    device: str = device_option(),
-    dtype: str = dtype_option(),
+    reasoner: str | None = flags.reasoner(),
+    perceiver: str | None = flags.perceiver(),
+    pair: str | None = flags.pair(),
+    device: str = flags.device(),
+    dtype: str = flags.dtype(),
     restart: bool = typer.Option(False, "--restart", help="wipe a previous run in --out and start over"),
     resume: bool = typer.Option(False, "--resume", help="continue a run in --out even if its settings differ"),
-    otel_endpoint: str | None = otel_option(),
+    otel_endpoint: str | None = flags.otel(),
     settings=None,  # AskOptions from the generation-setting flags (graphs/cli/settings.py); --seed is eval's own
 ) -> None:
     """Run benchmarks under one or more regimes, on the same items, resumably.

@@ -7,28 +7,16 @@ import os
 
 import typer
 
-from graphs.cli.common import (
-    EXIT_INPUT,
-    EXIT_MODEL,
-    check_image_settings,
-    device_option,
-    dtype_option,
-    fail,
-    otel_option,
-    pair_option,
-    perceiver_option,
-    reasoner_option,
-    start_telemetry,
-)
-from graphs.cli.settings import engine_option
+from graphs.cli import flags
+from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, check_image_settings, fail, start_telemetry
 
 
 def serve_command(
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 for every interface)"),
     port: int = typer.Option(8000, help="port"),
-    reasoner: str | None = reasoner_option(),
-    perceiver: str | None = perceiver_option(),
-    pair: str | None = pair_option(),
+    reasoner: str | None = flags.reasoner(),
+    perceiver: str | None = flags.perceiver(),
+    pair: str | None = flags.pair(),
     api_key: str | None = typer.Option(None, "--api-key", help="required Bearer key (or XTHINK_SERVE_API_KEY)"),
     max_concurrent: int = typer.Option(4, "--max-concurrent", min=1, help="runs at once; more wait in the queue"),
     max_queue: int | None = typer.Option(None, "--max-queue", min=0,
@@ -42,12 +30,12 @@ def serve_command(
     max_pixels: int = typer.Option(25_000_000, "--max-pixels", min=1, help="pixels per image (at most "
                                    "XTHINK_MAX_PIXELS_CAP when set)"),
     max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, max=4096, help="request body size"),
-    reasoner_cache_mb: float = engine_option("reasoner_cache_mb", "in-process KV reuse across turns, MB (0: off)",
+    reasoner_cache_mb: float = flags.engine("reasoner_cache_mb", "in-process KV reuse across turns, MB (0: off)",
                                              min=0),
-    perceiver_cache_mb: float = engine_option("perceiver_cache_mb", "in-process image KV reuse, MB (0: off)", min=0),
-    device: str = device_option(),
-    dtype: str = dtype_option(),
-    otel_endpoint: str | None = otel_option(),
+    perceiver_cache_mb: float = flags.engine("perceiver_cache_mb", "in-process image KV reuse, MB (0: off)", min=0),
+    device: str = flags.device(),
+    dtype: str = flags.dtype(),
+    otel_endpoint: str | None = flags.otel(),
 ) -> None:
     """Serve /v1/chat/completions and /v1/models; the models load before the server starts listening."""
     import uvicorn

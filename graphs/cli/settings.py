@@ -5,8 +5,7 @@ defaults and help: `with_settings` adds one typer option per AskOptions field to
 checked AskOptions as `settings`. A setting added to AskOptions reaches every command; none re-declares a
 default. The flag names are a contract: `--field-name`, except `--no-think` for `thinking` (on by default:
 agent/settings.py OFF_SWITCHES). A value out of range is one line naming the flag and exit 2, from the same
-rules as every other edge. The engine flags (batching, KV reuse) take their defaults from EngineOptions the
-same way (`engine_option`).
+rules as every other edge. The other shared flags (models, device, engine knobs) are graphs/cli/flags.py's.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import typer
 
 from agent.settings import OFF_SWITCHES, AskOptions, SettingError, from_switches
 from graphs.cli.common import EXIT_INPUT, fail
-from tools.backends.options import EngineOptions
 
 PANEL = "Generation settings"
 
@@ -78,10 +76,3 @@ def with_settings(skip: tuple[str, ...] = ()) -> Callable:
 
     return decorate
 
-
-def engine_option(name: str, help: str, **limits) -> Any:
-    """The flag `--name` of an EngineOptions field, its default the field's (eval and serve share them)."""
-    default = next(f.default for f in fields(EngineOptions) if f.name == name)
-    if isinstance(default, float) and default.is_integer():
-        default = int(default)  # the help shows [default: 2048]; a float flag still hands the command a float
-    return typer.Option(default, "--" + name.replace("_", "-"), help=help, **limits)

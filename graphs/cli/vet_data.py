@@ -12,7 +12,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, dtype_option, fail, progress_bar
+from graphs.cli import flags
+from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, fail, progress_bar
 
 
 def vet_data_command(
@@ -29,7 +30,7 @@ def vet_data_command(
     statement_tokens: int = typer.Option(1024, "--statement-tokens", min=1, help="step 1 token cap"),
     description_tokens: int = typer.Option(2048, "--description-tokens", min=1, help="step 2 token cap"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N (in-process teachers)"),
-    dtype: str = dtype_option(),
+    dtype: str = flags.dtype(),
     restart: bool = typer.Option(False, "--restart", help="wipe the records in --out and start over"),
 ) -> None:
     """Generate VET training pairs with a teacher VLM (resumable: rerun the same command to continue)."""
