@@ -145,6 +145,27 @@ class AskOptions:
         return SamplingSettings.paper(thinking=self.thinking, **overrides)
 
 
+# A setting that is on by default is set from a switch that turns it off: the CLI's `--no-think`, lmms-eval's
+# `no_think=true`. Field -> the switch's name; every surface that takes settings by name derives from here.
+OFF_SWITCHES = {"thinking": "no_think"}
+
+
+def setting_names(skip: tuple[str, ...] = (), switches: bool = False) -> tuple[str, ...]:
+    """The AskOptions fields (minus `skip`), in their order; with `switches`, as the CLI and lmms-eval name
+    them (OFF_SWITCHES), so a setting added to AskOptions reaches every surface."""
+    return tuple(OFF_SWITCHES.get(f.name, f.name) if switches else f.name for f in fields(AskOptions)
+                 if f.name not in skip)  # fmt: skip
+
+
+def from_switches(values: dict) -> dict:
+    """Named settings with each off switch (`no_think`) turned back into its field (`thinking`)."""
+    values = dict(values)
+    for field_name, switch in OFF_SWITCHES.items():
+        if switch in values:
+            values[field_name] = not values.pop(switch)
+    return values
+
+
 @dataclass
 class RunContext(AskOptions):
     """A run's JSON context. Unset models come from XTHINK_REASONER / XTHINK_PERCEIVER, then the small pair."""

@@ -176,10 +176,10 @@ def capture(monkeypatch, module, name, pick):
 
 def test_ask_eval_and_chat_take_every_setting_and_hand_it_to_the_run(tiny, image_path, tmp_path, monkeypatch):
     from evals.synthetic.benchmarks import mmstar_rows, write_parquet
-    from graphs.cli import app as cli, chat as cli_chat, eval as cli_eval
+    from graphs.cli import ask as cli_ask, chat as cli_chat, eval as cli_eval
 
     flags = every_setting_flag()
-    asked = capture(monkeypatch, cli, "_run_ask", lambda *args: args[7])
+    asked = capture(monkeypatch, cli_ask, "_run_ask", lambda *args: args[7])
     result = invoke("ask", str(image_path), "q", *models(tiny), "--device", "cpu", *flags)
     assert result.exit_code == 0 and asked, result.output
     chatted = capture(monkeypatch, cli_chat, "Session", lambda agent, thread, mode, settings, images: settings)

@@ -17,16 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.trace import MODES
-from graphs.cli.common import (
-    EXIT_INPUT,
-    EXIT_MODEL,
-    EXIT_SERVER,
-    check_image_settings,
-    fail,
-    is_trace,
-    otel_option,
-    start_telemetry,
-)
+from graphs.cli import flags
+from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, EXIT_SERVER, check_image_settings, fail, is_trace, start_telemetry
 from graphs.cli.settings import with_settings
 from tools.files.folders import NotOurFolderError, claim_file
 
@@ -36,15 +28,15 @@ HELP = "commands: /image PATH, /mode iterative|extract|caption|direct, /trace PA
 @with_settings()
 def chat_command(
     images: list[Path] = typer.Argument(None, metavar="[IMAGE...]", help="images for the first message"),
-    reasoner: str | None = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
-    perceiver: str | None = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or URL"),
-    pair: str | None = typer.Option(None, help="the paper's pair: small or large"),
+    reasoner: str | None = flags.reasoner(),
+    perceiver: str | None = flags.perceiver(),
+    pair: str | None = flags.pair(),
     mode: str = typer.Option("iterative", "--mode", "-m", help="iterative | extract | caption | direct"),
     thread: str = typer.Option("default", "--thread", help="conversation name (with --db, to continue it later)"),
     db: str | None = typer.Option(None, "--db", help="SQLite file or postgresql:// URL that keeps conversations"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
-    otel_endpoint: str | None = otel_option(),
+    device: str = flags.device(),
+    dtype: str = flags.dtype(),
+    otel_endpoint: str | None = flags.otel(),
     settings=None,  # AskOptions from the generation-setting flags (graphs/cli/settings.py), for every turn
 ) -> None:
     """Talk about images: follow-up questions reuse what the reasoner already saw."""
@@ -137,8 +129,8 @@ class Session:
 
     def _turn(self, message: str) -> None:
         from agent.settings import InputError
-        from graphs.conversation import ChatTurn, ConversationStoreError, Token
         from graphs.cli.render import print_step
+        from graphs.conversation import ChatTurn, ConversationStoreError, Token
         from tools.backends.http_client import EndpointError
         from tools.backends.loading import ModelLoadError
         from tools.images.pixels import ImageError

@@ -1,4 +1,9 @@
-"""What every `xthink` command shares: exit codes and the one-line error."""
+"""What every `xthink` command shares: exit codes, the one-line error, the progress bar, the checks before loading.
+
+User mistakes (bad files, bad options, models that cannot load) end with one red line on stderr and a
+non-zero exit, never a traceback. Exit codes: 0 ok, 1 selftest failure, 2 bad input, 3 model (or a
+conversation database) not loadable, 4 a model server failed during the run.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 EXIT_INPUT, EXIT_MODEL, EXIT_SERVER = 2, 3, 4
+EXIT_STORE = EXIT_MODEL  # a conversation database that cannot be opened: as a model that cannot load
 err = Console(stderr=True)
 
 
@@ -51,10 +57,13 @@ def is_trace(path) -> bool:
     return isinstance(data, dict) and "schema_version" in data and "steps" in data
 
 
-def otel_option():
-    """`--otel-endpoint`, the same on every command that runs the agent."""
-    return typer.Option(None, "--otel-endpoint", help="export OpenTelemetry traces to this OTLP/HTTP URL, e.g. "
-                        "http://127.0.0.1:6006 for Phoenix (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+def progress_bar(*counters: str):
+    """A live bar on stderr per task: done/total, one `NAME {value}` column per counter field, ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn(f"{name} {{task.fields[{name}]}}") for name in counters]
+    return Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), *columns,
+                    TimeRemainingColumn(), console=err)  # fmt: skip
 
 
 def start_telemetry(endpoint: str | None) -> None:

@@ -1,20 +1,21 @@
-"""`xthink eval`, `xthink report`, `xthink export`: runs with live progress; reports and exports of records."""
+"""`xthink eval`: benchmarks under one or more regimes, resumably, with a live bar per regime.
+
+The command checks every flag and the run folder before any model loads (`_plan`), runs the eval graph
+(graphs/eval.py) while the bar follows its updates (`_Tracker`), then prints the report regenerated from the
+records. `xthink report` and `xthink export` read those records again (graphs/cli/report.py, export.py).
+"""
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, err, fail, otel_option, start_telemetry
+from graphs.cli import flags
+from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, fail, progress_bar, start_telemetry
 from graphs.cli.settings import with_settings
-
-_fail = fail
 
 
 @with_settings(skip=("seed",))
@@ -33,72 +34,81 @@ def eval_command(
                                      "paper's six (reported in a separate section)"),
     no_retry_errors: bool = typer.Option(False, "--no-retry-errors", help="keep error records instead of "
                                          "running those samples again"),
-    max_batch: int = typer.Option(32, "--max-batch", min=1, help="in-process: requests per batched generate"),
-    reasoner_cache_mb: float = typer.Option(2048, "--reasoner-cache-mb", min=0,
-                                            help="in-process KV reuse, MB (0: off)"),
-    perceiver_cache_mb: float = typer.Option(2048, "--perceiver-cache-mb", min=0, help="in-process image KV reuse, "
-                                             "MB (0: off)"),
-    max_in_flight: int | None = typer.Option(None, "--max-in-flight", min=1, help="server: requests in flight "
-                                                "per endpoint URL (default: --concurrency)"),
-    reasoner: str | None = typer.Option(None, help="reasoner LLM: hub id, local folder, vllm:MODEL or server URL"),
-    perceiver: str | None = typer.Option(None, help="perception VLM: hub id, local folder, vllm:MODEL or server URL"),
-    pair: str | None = typer.Option(None, help="the paper's pair: small (0.6B/1.7B) or large (1.7B/4B)"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16"),
+    max_batch: int = flags.engine("max_batch", "in-process: requests per batched generate", min=1),
+    reasoner_cache_mb: float = flags.engine("reasoner_cache_mb", "in-process KV reuse, MB (0: off)", min=0),
+    perceiver_cache_mb: float = flags.engine("perceiver_cache_mb", "in-process image KV reuse, MB (0: off)", min=0),
+    max_in_flight: int | None = flags.engine("max_in_flight", "server: requests in flight per endpoint URL "
+                                              "(default: --concurrency)", min=1),
+    reasoner: str | None = flags.reasoner(),
+    perceiver: str | None = flags.perceiver(),
+    pair: str | None = flags.pair(),
+    device: str = flags.device(),
+    dtype: str = flags.dtype(),
     restart: bool = typer.Option(False, "--restart", help="wipe a previous run in --out and start over"),
     resume: bool = typer.Option(False, "--resume", help="continue a run in --out even if its settings differ"),
-    otel_endpoint: str | None = otel_option(),
+    otel_endpoint: str | None = flags.otel(),
     settings=None,  # AskOptions from the generation-setting flags (graphs/cli/settings.py); --seed is eval's own
 ) -> None:
     """Run benchmarks under one or more regimes, on the same items, resumably.
 
     `--first-look caption` runs iterative as the regime iterative+look (reported apart from iterative)."""
-    from evals.runner import EVAL_REGIMES, LOOK, BenchSpec, EvalPlan, parse_shard
-    from evals.store import RunStore
-    from graphs.api import InputError, resolve_models
     from tools.backends.options import EngineOptions
 
-    bad = [m for m in mode if m not in EVAL_REGIMES]
-    if bad:
-        _fail(f"unknown mode '{bad[0]}'; choose from {', '.join(EVAL_REGIMES)}", EXIT_INPUT)
-    if settings.first_look == "caption":
-        mode = [LOOK if m == "iterative" else m for m in mode]
-    # The look is a regime here, not a setting: records keep the settings (and hash) they always had.
-    settings = replace(settings, seed=seed, first_look="none")
-    try:
-        benches = [BenchSpec.parse(b) for b in bench]
-        reasoner, perceiver = resolve_models(pair, reasoner, perceiver)
-        shard_part = parse_shard(shard) if shard else None
-        RunStore.check(out)  # a folder that is not a run's is refused before any loading, --restart or not
-    except (ValueError, InputError) as exc:
-        _fail(str(exc), EXIT_INPUT)
+    modes, settings = _regimes(mode, settings, seed)
+    plan = _plan(bench, modes, out, (pair, reasoner, perceiver), shard, settings, split=split, limit=limit, seed=seed,
+                 concurrency=concurrency or 1, restart=restart, resume=resume, all_sources=all_sources,
+                 retry_errors=not no_retry_errors)  # fmt: skip
     start_telemetry(otel_endpoint)
-    plan = EvalPlan(
-        benches=benches, modes=list(dict.fromkeys(mode)), out=out, reasoner=reasoner,
-        perceiver=perceiver, settings=settings, split=split, limit=limit, seed=seed,
-        concurrency=concurrency or 1, restart=restart, resume=resume, all_sources=all_sources,
-        retry_errors=not no_retry_errors, shard=shard_part,
-    )  # fmt: skip
     engine = EngineOptions(max_batch=max_batch, reasoner_cache_mb=reasoner_cache_mb,
                            perceiver_cache_mb=perceiver_cache_mb, concurrency=concurrency or 32,
                            max_in_flight=max_in_flight)  # fmt: skip
     report_dir = _run_eval(plan, device, dtype, engine, explicit_concurrency=concurrency is not None)
-    from evals.report import build_report, to_markdown
+    _print_report(plan, report_dir)
 
-    Console().print(to_markdown(build_report([plan.out], seed=seed)), markup=False, highlight=False)
-    Console().print(f"report written to {report_dir}", markup=False, highlight=False)
+
+def _regimes(modes: list[str], settings, seed: int):
+    """The regimes to run, each once, and the settings they share. The look is a regime here, not a setting
+    (`--first-look caption` turns iterative into iterative+look): records keep the settings, and the settings
+    hash, they always had."""
+    from evals.runner import EVAL_REGIMES, LOOK
+
+    bad = [m for m in modes if m not in EVAL_REGIMES]
+    if bad:
+        fail(f"unknown mode '{bad[0]}'; choose from {', '.join(EVAL_REGIMES)}", EXIT_INPUT)
+    if settings.first_look == "caption":
+        modes = [LOOK if m == "iterative" else m for m in modes]
+    return list(dict.fromkeys(modes)), replace(settings, seed=seed, first_look="none")
+
+
+def _plan(bench: list[str], modes: list[str], out: Path, models: tuple, shard: str | None, settings, **rest):
+    """The EvalPlan, every flag checked before any loading: a bad one is one line and exit 2, and so is a
+    folder that is not a run's (--restart or not)."""
+    from evals.runner import BenchSpec, EvalPlan, parse_shard
+    from evals.store import RunStore
+    from graphs.api import InputError, resolve_models
+
+    try:
+        benches = [BenchSpec.parse(b) for b in bench]
+        reasoner, perceiver = resolve_models(*models)
+        shard_part = parse_shard(shard) if shard else None
+        RunStore.check(out)
+    except (ValueError, InputError) as exc:
+        fail(str(exc), EXIT_INPUT)
+    return EvalPlan(benches=benches, modes=modes, out=out, reasoner=reasoner, perceiver=perceiver,
+                    settings=settings, shard=shard_part, **rest)  # fmt: skip
 
 
 def _run_eval(plan, device: str, dtype: str, engine, explicit_concurrency: bool = True) -> str:
+    """Load the models, run the eval graph with a live bar; returns the report folder."""
     from evals.benchmarks import SchemaError
-    from tools.files.data_files import SourceError
-    from evals.store import RunStore
-    from tools.files.folders import RunFolderError
-    from graphs import eval as eval_graph
     from evals.runner import default_concurrency
+    from evals.store import RunStore
+    from graphs import eval as eval_graph
     from graphs.api import ExtractThink
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.spec import ModelSpecError
+    from tools.files.data_files import SourceError
+    from tools.files.folders import RunFolderError
 
     quiet_transformers()
     try:
@@ -110,30 +120,30 @@ def _run_eval(plan, device: str, dtype: str, engine, explicit_concurrency: bool 
             agent.prepare(regime)
         context = eval_graph.EvalContext(plan=plan, store=RunStore(plan.out), agent=agent)
         config = {"recursion_limit": eval_graph.RECURSION_LIMIT, "max_concurrency": plan.concurrency}
-        with _progress() as progress:
+        with progress_bar("acc", "failed") as progress:
             tracker = _Tracker(progress)
             for chunk in eval_graph.graph.stream({}, context=context, config=config, stream_mode="updates"):
                 tracker.update(chunk)
         return str(plan.out / "report")
     except (ValueError, SchemaError, SourceError, RunFolderError, ModelSpecError) as exc:
-        _fail(str(exc), EXIT_INPUT)
+        fail(str(exc), EXIT_INPUT)
     except ModelLoadError as exc:
-        _fail(str(exc), EXIT_MODEL)
+        fail(str(exc), EXIT_MODEL)
     return ""
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("acc {task.fields[acc]}"), TextColumn("failed {task.fields[failed]}"), TimeRemainingColumn(),
-        console=err,
-    )  # fmt: skip
+def _print_report(plan, report_dir: str) -> None:
+    """The run's report, regenerated from its records as `xthink report` would, and where its files are."""
+    from evals.report import build_report, to_markdown
+
+    Console().print(to_markdown(build_report([plan.out], seed=plan.seed)), markup=False, highlight=False)
+    Console().print(f"report written to {report_dir}", markup=False, highlight=False)
 
 
 class _Tracker:
     """Per-regime progress: done/total, running accuracy over scored samples, failures, ETA."""
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress):
         self.progress = progress
         self.tasks: dict[str, int] = {}
         self.stats: dict[str, list[int]] = {}
@@ -160,68 +170,3 @@ class _Tracker:
         self.stats[record.regime] = [scored, correct, failed]
         acc = f"{100.0 * correct / scored:.1f}%" if scored else "-"
         self.progress.update(self.tasks[record.regime], advance=1, acc=acc, failed=failed)
-
-
-def report_command(
-    dirs: list[Path] = typer.Argument(..., metavar="DIR [DIR...]", help="run folders made by xthink eval"),
-    json_out: bool = typer.Option(False, "--json", help="print the table as JSON rows"),
-    out: Path | None = typer.Option(None, help="write the report files here (default: DIR/report for one DIR)"),
-) -> None:
-    """Regenerate every report from the stored records alone."""
-    from evals.report import REPORT_FILES, ReportError, build_report, to_markdown, write_report
-    from tools.files.folders import NotOurFolderError, claim_folder
-
-    try:
-        report = build_report(list(dirs))
-        target = out or (dirs[0] / "report" if len(dirs) == 1 else None)
-        if out is not None:  # overwrite only a report's own files, in a folder that holds nothing else
-            claim_folder(out, "--out", "a report folder", own_names=REPORT_FILES)
-    except (ReportError, NotOurFolderError) as exc:
-        _fail(str(exc), EXIT_INPUT)
-    if target is not None and target.exists() and not target.is_dir():
-        _fail(f"'{target}' is a file; pass --out with a folder for the report files", EXIT_INPUT)
-    if target is not None:
-        write_report(report, target)
-        _write_index(list(dirs), target, report)
-    if json_out:
-        sys.stdout.write(json.dumps(report.json_rows(), indent=2) + "\n")
-    else:
-        Console().print(to_markdown(report), markup=False, highlight=False)
-
-
-def _write_index(dirs: list[Path], target: Path, report) -> None:
-    """`report/index.html`: the run's page (xthink view), next to the tables and plots just written."""
-    from evals.viewer.page import write_page
-
-    write_page(dirs, target / "index.html", report=report, plots_dir=target)
-
-
-def export_command(
-    run: Path = typer.Argument(..., metavar="RUN", help="a run folder made by xthink eval"),
-    fmt: str = typer.Option(..., "--format", help="lmms-eval (its --log_samples JSONL: one "
-                            "<run>_samples_<benchmark>_<regime>.jsonl per pair, in a folder) or csv (one row per "
-                            "record)"),
-    out: Path | None = typer.Option(None, "--out", help="folder (lmms-eval) or file (csv); default: "
-                                       "RUN/export/lmms-eval or RUN/export/records.csv"),
-) -> None:
-    """Write a run's records for other tools: lmms-eval's per-sample logs, or a CSV.
-
-    lmms-eval writes one samples file per task; here a task is a (benchmark,
-    regime) pair, so no file holds two answers to a document. Each line:
-    doc_id, target, resps, filtered_resps (the extracted letter), exact_match,
-    doc_hash, input (question and options), plus regime, category, method,
-    extraction_calls.
-    """
-    from evals.export import FORMATS, ExportError, export_csv, export_lmms_eval
-
-    if fmt not in FORMATS:
-        _fail(f"unknown --format '{fmt}'; choose {' or '.join(FORMATS)}", EXIT_INPUT)
-    try:
-        if fmt == "csv":
-            written = export_csv(run, out or run / "export" / "records.csv")
-        else:
-            written = export_lmms_eval(run, out or run / "export" / "lmms-eval")
-    except ExportError as exc:
-        _fail(str(exc), EXIT_INPUT)
-    for path in written:
-        Console().print(f"wrote {path}", markup=False, highlight=False)

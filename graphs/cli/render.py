@@ -1,4 +1,7 @@
-"""Terminal rendering of trace steps and results (rich), kept out of library code paths."""
+"""Terminal rendering of trace steps and results (rich) for `xthink ask` and `xthink chat`.
+
+Library code never prints: the commands stream the run's steps and hand each one here as it arrives.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 def print_step(console: Console, index: int, step: Step) -> None:
+    """One step as it happens: a reasoner turn (its cost, clipped thinking, tool calls) or an extraction."""
     if isinstance(step, ReasonStep):
         cost = f"{step.thinking_tokens} thinking + {step.output_tokens - step.thinking_tokens} visible tokens"
         console.print(f"[bold cyan][{index}] reason[/] ({step.purpose}) {cost}, {step.seconds:.2f}s")
@@ -44,6 +48,7 @@ def print_step(console: Console, index: int, step: Step) -> None:
 
 
 def print_result(console: Console, result: Result) -> None:
+    """The answer line, or why there is none, with the run's mode, extraction count and time."""
     answer = result.answer if result.answer_found else "(no 'Answer:' line found in the final output)"
     console.print(
         f"[bold green]Answer:[/] {escape(str(answer))}   "

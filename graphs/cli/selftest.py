@@ -12,11 +12,11 @@ import time
 import traceback
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+import typer
 from rich.console import Console
-from rich.table import Table
 
 from agent.trace import MODES, Result
+from graphs.cli.common import EXIT_INPUT, fail
 
 EXPECTED_FIRST_STEP = {
     "iterative": ("reason", "iterate"),
@@ -26,7 +26,18 @@ EXPECTED_FIRST_STEP = {
 }
 
 
+def selftest_command(
+    keep: Path | None = typer.Option(None, help="build the tiny models in this folder and keep them"),
+    device: str = typer.Option("cpu", help="cpu, or auto/cuda to check the GPU path (bfloat16)"),
+) -> None:
+    """Build tiny random-weight models offline and run every regime end to end; exit 0 only if all pass."""
+    ok = run_selftest(Console(), keep, device)
+    raise typer.Exit(0 if ok else 1)
+
+
 def _image(path: Path) -> Path:
+    from PIL import Image, ImageDraw
+
     img = Image.new("RGB", (96, 64), "white")
     ImageDraw.Draw(img).rectangle((10, 10, 50, 50), fill="red")
     img.save(path)
@@ -53,7 +64,6 @@ KEEP_MARKER = "selftest.png"
 def claim_keep(keep: Path) -> None:
     """`--keep DIR` overwrites models/, selftest.png, demo_trace.json and trace.html: only in a new or empty
     folder, or one an earlier selftest kept (it holds selftest.png); anything else is the user's mistake."""
-    from graphs.cli.common import EXIT_INPUT, fail
     from tools.files.folders import NotOurFolderError, claim_folder
 
     try:
@@ -63,6 +73,9 @@ def claim_keep(keep: Path) -> None:
 
 
 def run_selftest(console: Console, keep: Path | None = None, device: str = "cpu") -> bool:
+    """Every perceiver family x every regime, a table of the outcomes, and with --keep the demo trace."""
+    from rich.table import Table
+
     from graphs.api import AskOptions, ExtractThink
     from tools.backends.loading import quiet_transformers
     from tools.tiny.models import build_all

@@ -3,8 +3,9 @@
 Every command that runs the agent (ask, chat, eval) takes the same setting flags, with the same names,
 defaults and help: `with_settings` adds one typer option per AskOptions field to a command and hands it one
 checked AskOptions as `settings`. A setting added to AskOptions reaches every command; none re-declares a
-default. The flag names are a contract: `--field-name`, except `--no-think` for `thinking` (on by default).
-A value out of range is one line naming the flag and exit 2, from the same rules as every other edge.
+default. The flag names are a contract: `--field-name`, except `--no-think` for `thinking` (on by default:
+agent/settings.py OFF_SWITCHES). A value out of range is one line naming the flag and exit 2, from the same
+rules as every other edge. The other shared flags (models, device, engine knobs) are graphs/cli/flags.py's.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from typing import Any, get_type_hints
 
 import typer
 
-from agent.settings import AskOptions, SettingError
+from agent.settings import OFF_SWITCHES, AskOptions, SettingError, from_switches
 from graphs.cli.common import EXIT_INPUT, fail
 
 PANEL = "Generation settings"
-INVERTED = {"thinking": ("no_think", "--no-think")}  # field -> (parameter, flag): on unless the flag is given
 
 
 def flag(name: str) -> str:
-    """The command-line flag of an AskOptions field."""
-    return INVERTED[name][1] if name in INVERTED else "--" + name.replace("_", "-")
+    """The command-line flag of an AskOptions field: its name, or its off switch's (`--no-think`)."""
+    return "--" + OFF_SWITCHES.get(name, name).replace("_", "-")
 
 
 def setting_parameters(skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
@@ -37,8 +37,8 @@ def setting_parameters(skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
         if f.name in skip:
             continue
         name, default, annotation = f.name, f.default, hints[f.name]
-        if f.name in INVERTED:
-            name, default, annotation = INVERTED[f.name][0], False, bool
+        if f.name in OFF_SWITCHES:
+            name, default, annotation = OFF_SWITCHES[f.name], False, bool
         option = typer.Option(default, flag(f.name), help=f.metadata.get("help"), rich_help_panel=PANEL)
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
     return params
@@ -46,12 +46,8 @@ def setting_parameters(skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
 
 def settings_from_flags(values: dict[str, Any]) -> AskOptions:
     """The AskOptions the flags describe; a value out of range ends the command with one line naming its flag."""
-    values = dict(values)
-    for field_name, (param, _) in INVERTED.items():
-        if param in values:
-            values[field_name] = not values.pop(param)
     try:
-        return AskOptions(**values)
+        return AskOptions(**from_switches(values))
     except SettingError as exc:
         fail(f"{flag(exc.field)} {exc.problem}", EXIT_INPUT)
         raise  # fail() always exits; this keeps type checkers content
@@ -79,3 +75,4 @@ def with_settings(skip: tuple[str, ...] = ()) -> Callable:
         return run
 
     return decorate
+

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-err = Console(stderr=True)
-EXIT_INPUT, EXIT_STORE = 2, 3
+from graphs.cli.common import EXIT_INPUT, EXIT_STORE, fail
 
 
 def view_command(
@@ -25,13 +23,13 @@ def view_command(
     side by side."""
     paths = list(paths or [])
     if db is None and thread is not None:
-        _fail("--thread needs --db, the database that keeps the conversation")
+        fail("--thread needs --db, the database that keeps the conversation", EXIT_INPUT)
     if db is not None and paths:
-        _fail("pass trace/run paths or --db with --thread, not both")
+        fail("pass trace/run paths or --db with --thread, not both", EXIT_INPUT)
     if db is None and not paths:
-        _fail("pass a trace JSON, run folder(s), or --db FILE_OR_URL --thread NAME")
+        fail("pass a trace JSON, run folder(s), or --db FILE_OR_URL --thread NAME", EXIT_INPUT)
     if out is None:
-        _fail("pass -o, the HTML file to write, e.g. -o view.html")
+        fail("pass -o, the HTML file to write, e.g. -o view.html", EXIT_INPUT)
     _claim(out)
     written = _thread(db, thread, out) if db is not None else _paths(paths, out)
     Console().print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)", markup=False, highlight=False)
@@ -42,23 +40,23 @@ def _claim(out: Path) -> None:
     from tools.files.folders import NotOurFolderError, claim_file
 
     if out.exists() and out.is_dir():
-        _fail(f"-o '{out}' is a folder; pass the HTML file to write, e.g. {out / 'view.html'}")
+        fail(f"-o '{out}' is a folder; pass the HTML file to write, e.g. {out / 'view.html'}", EXIT_INPUT)
     try:  # overwrite only a page written before, never a user's file
         claim_file(out, "-o", "a page", is_page)
     except NotOurFolderError as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_INPUT)
 
 
 def _paths(paths: list[Path], out: Path) -> Path:
-    from evals.viewer.page import write_page
     from evals.viewer.data import ViewError
+    from evals.viewer.page import write_page
 
     if len(paths) > 1 and any(p.is_file() for p in paths):
-        _fail("pass one trace JSON, or run folders only (two or more are compared)")
+        fail("pass one trace JSON, or run folders only (two or more are compared)", EXIT_INPUT)
     try:
         return write_page(paths, out)
     except ViewError as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_INPUT)
 
 
 def _thread(db: str, thread: str | None, out: Path) -> Path:
@@ -77,20 +75,20 @@ def _thread(db: str, thread: str | None, out: Path) -> Path:
             threads.check_sqlite_file(Path(db))
         checkpointer = open_checkpointer(db, create=False)
     except (threads.ThreadError, InputError, ImageInputError) as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_INPUT)
     except Exception as exc:  # a driver's own error (a server down, a login refused): one line, never a traceback
-        _fail(_store_failure("cannot open", db, exc), EXIT_STORE)
+        fail(_store_failure("cannot open", db, exc), EXIT_STORE)
     try:  # (typer.Exit is an Exception too: fail only outside this block)
         turns = threads.read_thread(checkpointer, thread) if thread is not None else None
         listing = threads.named_threads(checkpointer) if thread is None else ""
     except threads.ThreadError as exc:
         turns, listing = None, f"in '{threads.shown(db)}': {exc}"
     except Exception as exc:
-        _fail(_store_failure("cannot read", db, exc), EXIT_STORE)
+        fail(_store_failure("cannot read", db, exc), EXIT_STORE)
     finally:
         close_checkpointer(checkpointer)
     if turns is None:
-        _fail(listing if thread is not None else f"pass --thread NAME; '{threads.shown(db)}': {listing}")
+        fail(listing if thread is not None else f"pass --thread NAME; '{threads.shown(db)}': {listing}", EXIT_INPUT)
     return write_thread_page(f"thread {thread}", turns, store, out)
 
 
@@ -108,8 +106,3 @@ def _store_failure(what: str, db: str, exc: Exception) -> str:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-def _fail(message: str, code: int = EXIT_INPUT) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)

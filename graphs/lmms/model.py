@@ -29,13 +29,14 @@ from lmms_eval.api.model import lmms
 from loguru import logger
 from tqdm import tqdm
 
+from agent.settings import AskOptions, from_switches, setting_names, validated
 from graphs.lmms.responses import response_of, token_counts
 
 REGIMES = ("iterative", "iterative+look", "extract", "caption", "direct")
 RESPONSES = ("letter", "text", "full")
-# model_args named as `xthink ask` / `xthink eval` name them -> AskOptions fields (no_think inverts thinking)
-ASK_ARGS = ("max_extractions", "greedy", "seed", "thinking_budget", "max_new_tokens", "perceiver_max_new_tokens",
-            "no_think", "no_wait", "max_pixels", "temperature", "top_p")
+# model_args named as `xthink ask` / `xthink eval` name them: every AskOptions field, no_think for thinking
+# (agent/settings.py OFF_SWITCHES); first_look comes from the mode (iterative+look)
+ASK_ARGS = setting_names(skip=("first_look",), switches=True)
 ENGINE_ARGS = ("max_batch", "reasoner_cache_mb", "perceiver_cache_mb", "max_in_flight")
 LAUNCHER_ARGS = ("batch_size", "max_batch_size")  # lmms-eval's CLI always passes these; `concurrency` is ours
 
@@ -63,8 +64,6 @@ class ExtractThinkLMM(lmms):
                  mode: str = "iterative", device: str | None = None, dtype: str = "auto", response: str = "letter",
                  concurrency: int | None = None, trace_dir: str | None = None, agent=None, **settings):
         super().__init__()
-        from agent.settings import AskOptions, validated
-
         if mode not in REGIMES:
             raise ValueError(f"extract_think: unknown mode '{mode}'; choose one of {', '.join(REGIMES)}")
         if response not in RESPONSES:
@@ -79,8 +78,7 @@ class ExtractThinkLMM(lmms):
         self.trace_dir = Path(trace_dir) if trace_dir else None
         ask = {k: v for k, v in settings.items() if k in ASK_ARGS and v is not None}
         self.explicit = set(ask)  # what model_args set wins over the task's generation kwargs
-        if "no_think" in ask:
-            ask["thinking"] = not ask.pop("no_think")
+        ask = from_switches(ask)
         ask["first_look"] = "caption" if mode == "iterative+look" else "none"
         self.settings = validated(AskOptions, ask, "extract_think model_args")
         if agent is not None and (reasoner or perceiver or pair):

@@ -9,15 +9,14 @@ OpenAI's temperature 0 or top_p 0 means greedy decoding, which the ask settings 
 
 from __future__ import annotations
 
-from agent.settings import AskOptions, SettingError, validated
+from agent.settings import AskOptions, SettingError, setting_names, validated
 from graphs.server.chat_request import ChatRequest
 from graphs.server.errors import ApiError
 from graphs.server.limits import ServeLimits
 
 MODELS = {"extract-think": "iterative", "extract-think-extract": "extract", "extract-think-caption": "caption",
           "extract-think-direct": "direct"}  # fmt: skip
-ASK_FIELDS = ("greedy", "max_new_tokens", "max_extractions", "perceiver_max_new_tokens", "thinking",
-              "thinking_budget", "no_wait", "first_look", "temperature", "top_p", "seed")  # fmt: skip
+ASK_FIELDS = setting_names(skip=("max_pixels",))  # a client's settings; the pixel limit is the operator's
 
 
 def served_mode(chat: ChatRequest) -> str:
