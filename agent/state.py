@@ -64,7 +64,7 @@ class AgentContext:
     store: ImageStore
     settings: SamplingSettings = field(default_factory=SamplingSettings.paper)
     max_extractions: int = DEFAULT_MAX_EXTRACTIONS
-    perceiver_max_new_tokens: int = 1024
+    perceiver_max_new_tokens: int = AskOptions.perceiver_max_new_tokens  # one default, AskOptions'
     observe_max_new_tokens: int = 128
     first_look: str = "none"  # iterative: "caption" gives the reasoner a generic description before its first turn
     interrupt_before_extract: bool = False  # iterative: pause before each extraction (LangGraph `interrupt`)

@@ -91,7 +91,7 @@ class ExtractThink:
         state = {"question": question, "options": opts, "images": infos, "steps": [], "history": [],
                  "request": request if mode == "extract" else None}
         graph, limit = graph_for(mode, settings.max_extractions)
-        self.prepare(mode)
+        self.load_models(mode)
         started = time.perf_counter()
         final: dict = {}
         for kind, chunk in graph.stream(state, context=ctx, config={"recursion_limit": limit},
@@ -137,7 +137,7 @@ class ExtractThink:
             self._graph = assistant.build().compile(checkpointer=self.checkpointer)
         return self._graph
 
-    def prepare(self, mode: str) -> None:
+    def load_models(self, mode: str) -> None:
         """Load the models a mode needs before it starts, so a bad model fails before any work is done."""
         if mode != "direct":
             self.reasoner.load()

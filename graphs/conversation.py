@@ -250,7 +250,7 @@ def context_for(agent, turn: TurnSettings) -> AgentContext:
 def run_turn(agent, graph, graph_input, thread_id: str, turn: TurnSettings) -> Iterator[Step | Token | ChatTurn]:
     """Stream one turn (or its resumption): steps and tokens as they come, then the ChatTurn."""
     ctx = context_for(agent, turn)
-    agent.prepare(turn.mode)
+    agent.load_models(turn.mode)
     limit = assistant.recursion_limit(ctx.max_extractions)
     config = {"configurable": {"thread_id": thread_id}, "recursion_limit": limit}
     paused, values = None, {}

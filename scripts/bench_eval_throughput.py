@@ -40,7 +40,7 @@ def main() -> None:
         agent = ExtractThink(str(models.reasoner), str(models.perceivers["llava_onevision"]), device="cpu")
         rates: dict[tuple[str, int], float] = {}
         for regime in REGIMES:
-            agent.prepare(regime)
+            agent.load_models(regime)
             for concurrency in args.concurrency:
                 n, seconds = measure(agent, data, root / f"{regime}-{concurrency}", regime, concurrency)
                 rates[(regime, concurrency)] = n / seconds

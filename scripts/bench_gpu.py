@@ -31,8 +31,6 @@ CONCURRENCY = (1, 8, 32, 64)
 ITEMS = 1_500 + round(8_018 / 20 * 6)
 REASONER_REGIMES = 3  # caption, extract, iterative call the reasoner; direct (the VLM answers) does not
 PERCEIVER_CALLS_PER_ITEM = 1 + 1 + 1 + 3  # direct, caption, extract: one call; iterative: assumed three
-REASONER_TOKENS = 4096 + 1024  # thinking budget + answer, every budget assumed spent (an upper bound)
-PERCEIVER_TOKENS = 1024
 
 
 def parse_args():
@@ -132,9 +130,14 @@ def perceiver_cache(perceiver, tokens: int) -> dict:
 
 def projection(batched_tps: float, perceiver: dict) -> dict:
     """Hours for the paper-size run from the measured rates, assumptions spelled out (an upper bound)."""
-    reasoner_s = ITEMS * REASONER_REGIMES * REASONER_TOKENS / batched_tps
+    from agent.settings import AskOptions
+    from tools.backends.base import SamplingSettings
+
+    paper = SamplingSettings.paper()  # the thinking budget + the answer, every budget assumed spent
+    reasoner_tokens, perceiver_tokens = paper.max_new_tokens, AskOptions().perceiver_max_new_tokens
+    reasoner_s = ITEMS * REASONER_REGIMES * reasoner_tokens / batched_tps
     per_item = (perceiver["first_s"] + (PERCEIVER_CALLS_PER_ITEM - 1) * perceiver["followup_s"]
-                + PERCEIVER_CALLS_PER_ITEM * PERCEIVER_TOKENS / perceiver["decode_tokens_per_s"])  # fmt: skip
+                + PERCEIVER_CALLS_PER_ITEM * perceiver_tokens / perceiver["decode_tokens_per_s"])  # fmt: skip
     perceiver_s = ITEMS * per_item
     return {
         "items": ITEMS, "regimes": ["direct", "caption", "extract", "iterative"],
@@ -142,10 +145,11 @@ def projection(batched_tps: float, perceiver: dict) -> dict:
         "total_hours": (reasoner_s + perceiver_s) / 3600,
         "assumptions": [
             "MMStar val 1,500 items + VMCBench test's 6 in-domain sources at 8,018 / 20 sources each (~2,405)",
-            (f"reasoner: {REASONER_REGIMES} regimes (caption, extract, iterative) x {REASONER_TOKENS} tokens "
-             f"(thinking 4096 + answer 1024, all spent), at the {CONCURRENCY[-1]}-request aggregate rate"),
+            (f"reasoner: {REASONER_REGIMES} regimes (caption, extract, iterative) x {reasoner_tokens} tokens "
+             f"(thinking {paper.thinking_budget} + answer {reasoner_tokens - paper.thinking_budget}, all spent), "
+             f"at the {CONCURRENCY[-1]}-request aggregate rate"),
             (f"perceiver: {PERCEIVER_CALLS_PER_ITEM} calls per item (direct, caption, extract 1 each; iterative "
-             f"3), {PERCEIVER_TOKENS} tokens each at the batch-1 follow-up rate; one first call per item, the rest "
+             f"3), {perceiver_tokens} tokens each at the batch-1 follow-up rate; one first call per item, the rest "
              "reuse the image; perceiver calls not batched"),
             "prefill of the reasoner's prompts ignored; the two models' time added (no overlap)",
         ],

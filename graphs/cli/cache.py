@@ -102,8 +102,8 @@ def _store_summary(store) -> dict:
 
 
 def _converted_summary() -> dict:
-    """Each converted checkpoint's folder (tools/backends/checkpoint_convert.py writes `converted/<name>/conversion.json`)."""
-    from tools.images.store import cache_root
+    """Each converted checkpoint's folder (tools/backends/conversion_cache.py writes `converted/<name>/conversion.json`)."""
+    from tools.files.cache import cache_root
 
     root = cache_root() / "converted"
     checkpoints = []

@@ -117,7 +117,7 @@ def _run_eval(plan, device: str, dtype: str, engine, explicit_concurrency: bool 
         if not explicit_concurrency:
             plan.concurrency = default_concurrency(agent, device)
         for regime in plan.modes:
-            agent.prepare(regime)
+            agent.load_models(regime)
         context = eval_graph.EvalContext(plan=plan, store=RunStore(plan.out), agent=agent)
         config = {"recursion_limit": eval_graph.RECURSION_LIMIT, "max_concurrency": plan.concurrency}
         with progress_bar("acc", "failed") as progress:

@@ -72,7 +72,7 @@ def _load(models: tuple, device: str, dtype: str, engine):
         reasoner, perceiver = resolve_models(*models)
         agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype, engine=engine)
         quiet_transformers()
-        agent.prepare("iterative")
+        agent.load_models("iterative")
     except (InputError, ModelSpecError) as exc:
         fail(str(exc), EXIT_INPUT)
     except ModelLoadError as exc:

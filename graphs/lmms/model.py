@@ -137,7 +137,7 @@ class ExtractThinkLMM(lmms):
     def generate_until(self, requests) -> list[GenerationResult]:
         """Run every request's doc through the agent, `concurrency` at a time; a failure (or a padding
         request) gives ''."""
-        self.agent.prepare("iterative" if self.mode == "iterative+look" else self.mode)
+        self.agent.load_models("iterative" if self.mode == "iterative+look" else self.mode)
         jobs = self._jobs(requests)
         results = [GenerationResult(text="", token_counts=None) for _ in requests]
         bar = tqdm(total=len(jobs), disable=self.rank != 0, desc="Model Responding")

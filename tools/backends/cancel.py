@@ -1,6 +1,6 @@
 """A run's cancel token on every request it makes: a reasoner or perceiver wrapped for one run.
 
-A server cancels a run when its client hangs up or its time is up (graphs/server/openai_app.py). Rather than every node
+A server cancels a run when its client hangs up or its time is up (graphs/server/background_run.py). Rather than every node
 threading the token through, the run's context holds its models wrapped here: each request gets the token
 (`ReasonRequest.cancel` / `PerceiveRequest.cancel`, which the in-process engines check at every token), a
 call made after the cancel fails at once, and streamed text stops being relayed (which also ends an HTTP

@@ -52,7 +52,7 @@ def source_fingerprint(folder: Path) -> str:
 
 def converted_cache(source: str, folder: Path | None = None) -> Path:
     """Where `source`'s conversion lives: its name plus the fingerprint of its files (`folder`, once resolved)."""
-    from tools.images.store import cache_root  # the one reading of $XTHINK_CACHE
+    from tools.files.cache import cache_root
 
     root = cache_root() / "converted"
     folder = folder if folder is not None else resolve_source(source)

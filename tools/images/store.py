@@ -22,6 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from tools.files.cache import cache_root
 from tools.images.pixels import DEFAULT_MAX_PIXELS, ImageError, load_image
 from tools.images.store_pruning import (
     DAY,
@@ -69,11 +70,6 @@ def _env_bound(name: str, default: float) -> float | None:
     if os.environ.get(name, "").strip().lower() in ("off", "none"):
         return None
     return env_number(name, default)
-
-
-def cache_root() -> Path:
-    """$XTHINK_CACHE, else ~/.cache/extract-think: the image store and converted checkpoints live under it."""
-    return Path(os.environ.get("XTHINK_CACHE") or Path.home() / ".cache" / "extract-think")
 
 
 def default_store_dir() -> Path:
