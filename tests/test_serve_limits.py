@@ -19,7 +19,7 @@ from PIL import Image
 from transformers import LogitsProcessor
 
 from graphs.api import ExtractThink
-from graphs.server.limits import ServeLimits
+from graphs.server.serve_limits import ServeLimits
 from graphs.server.openai_app import create_app
 from tools.backends.hf_reasoner import TransformersReasoner
 

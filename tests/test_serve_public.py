@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from graphs.api import ExtractThink
-from graphs.server.limits import ServeLimits
+from graphs.server.serve_limits import ServeLimits
 from graphs.server.openai_app import create_app
 from tests.test_serve_limits import body, start
 

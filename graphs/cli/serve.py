@@ -9,6 +9,9 @@ import typer
 
 from graphs.cli import flags
 from graphs.cli.common import EXIT_INPUT, EXIT_MODEL, check_image_settings, fail, start_telemetry
+from graphs.server.serve_limits import ServeLimits
+
+DEFAULTS = ServeLimits()  # the flags' defaults are the server's own
 
 
 def serve_command(
@@ -18,18 +21,20 @@ def serve_command(
     perceiver: str | None = flags.perceiver(),
     pair: str | None = flags.pair(),
     api_key: str | None = typer.Option(None, "--api-key", help="required Bearer key (or XTHINK_SERVE_API_KEY)"),
-    max_concurrent: int = typer.Option(4, "--max-concurrent", min=1, help="runs at once; more wait in the queue"),
+    max_concurrent: int = typer.Option(DEFAULTS.max_concurrent, "--max-concurrent", min=1,
+                                       help="runs at once; more wait in the queue"),
     max_queue: int | None = typer.Option(None, "--max-queue", min=0,
                                          help="requests waiting for a run slot; more get 429 "
                                          "[default: 4 x --max-concurrent]"),
-    queue_timeout: float = typer.Option(30.0, "--queue-timeout", min=0, max=86_400,
+    queue_timeout: float = typer.Option(DEFAULTS.queue_timeout_s, "--queue-timeout", min=0, max=86_400,
                                         help="seconds a request may wait for a run slot before a 429"),
-    timeout: float = typer.Option(600.0, "--timeout", min=1, max=86_400,
+    timeout: float = typer.Option(DEFAULTS.timeout_s, "--timeout", min=1, max=86_400,
                                   help="seconds a request may run; then 504 and the run is stopped"),
-    max_images: int = typer.Option(8, "--max-images", min=1, help="images per request"),
-    max_pixels: int = typer.Option(25_000_000, "--max-pixels", min=1, help="pixels per image (at most "
+    max_images: int = typer.Option(DEFAULTS.max_images, "--max-images", min=1, help="images per request"),
+    max_pixels: int = typer.Option(DEFAULTS.max_pixels, "--max-pixels", min=1, help="pixels per image (at most "
                                    "XTHINK_MAX_PIXELS_CAP when set)"),
-    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, max=4096, help="request body size"),
+    max_body_mb: float = typer.Option(DEFAULTS.max_body_bytes / 2**20, "--max-body-mb", min=0.001, max=4096,
+                                      help="request body size"),
     reasoner_cache_mb: float = flags.engine("reasoner_cache_mb", "in-process KV reuse across turns, MB (0: off)",
                                              min=0),
     perceiver_cache_mb: float = flags.engine("perceiver_cache_mb", "in-process image KV reuse, MB (0: off)", min=0),
@@ -40,7 +45,6 @@ def serve_command(
     """Serve /v1/chat/completions and /v1/models; the models load before the server starts listening."""
     import uvicorn
 
-    from graphs.server.limits import ServeLimits
     from graphs.server.openai_app import create_app
     from tools.backends.options import EngineOptions
 

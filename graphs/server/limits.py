@@ -11,25 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
 
-from agent.settings import SettingCaps
 from graphs.server.errors import ApiError
-
-
-@dataclass(frozen=True)
-class ServeLimits:
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_images: int = 8
-    max_pixels: int = 25_000_000
-    max_concurrent: int = 4
-    timeout_s: float = 600.0
-    max_queue: int = 16  # requests waiting for a slot (beyond them: 429 at once)
-    queue_timeout_s: float = 30.0  # the longest a request waits for a slot (then: 429)
-    retry_after_s: int = 2  # the Retry-After of a 429
-    # Per-request compute a client may ask for (a larger value is a 400 naming the cap); the same caps as a
-    # LangGraph run's context. `xthink serve` passes SettingCaps.from_env() (the XTHINK_*_CAP variables).
-    caps: SettingCaps = SettingCaps()
+from graphs.server.serve_limits import ServeLimits
 
 
 class Admission:

@@ -26,7 +26,8 @@ from graphs.server.background_run import BackgroundRun, Hangup, run_events, unti
 from graphs.server.chat_request import parse_request
 from graphs.server.completion import completion
 from graphs.server.errors import add_error_handlers
-from graphs.server.limits import Admission, ServeLimits
+from graphs.server.limits import Admission
+from graphs.server.serve_limits import ServeLimits
 from graphs.server.redaction import Redactor
 from graphs.server.settings_mapping import MODELS, ask_options, served_mode
 from graphs.server.sse import sse

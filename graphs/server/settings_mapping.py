@@ -12,7 +12,7 @@ from __future__ import annotations
 from agent.settings import AskOptions, SettingError, setting_names, validated
 from graphs.server.chat_request import ChatRequest
 from graphs.server.errors import ApiError
-from graphs.server.limits import ServeLimits
+from graphs.server.serve_limits import ServeLimits
 
 MODELS = {"extract-think": "iterative", "extract-think-extract": "extract", "extract-think-caption": "caption",
           "extract-think-direct": "direct"}  # fmt: skip
