@@ -33,7 +33,7 @@ from pathlib import Path
 from agent.prompts import format_question
 from evals.cells import spreadsheet_safe
 from evals.records import SampleRecord
-from evals.store import read_records
+from evals.run_store import read_records
 from tools.files.folders import NotOurFolderError, claim_file, claim_folder, starts_with
 
 FORMATS = ("lmms-eval", "csv")

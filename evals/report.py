@@ -27,7 +27,7 @@ from evals.aggregate import (
 )
 from evals.cells import spreadsheet_safe
 from evals.records import SampleRecord
-from evals.store import read_records
+from evals.run_store import read_records
 
 
 @dataclass

@@ -25,7 +25,7 @@ from evals.sampling import subsample
 from evals.scoring import score
 from evals.sources import load_rows
 from tools.files.data_files import image_bytes
-from evals.store import RunStore
+from evals.run_store import RunStore
 from tools.files.folders import safe_name
 from tools.images.pixels import ImageError
 

@@ -19,7 +19,7 @@ from langgraph.types import Send
 from evals.records import SampleRecord
 from evals.report import Report, build_report, write_report
 from evals.runner import EvalPlan, WorkItem, plan_work, run_item
-from evals.store import RunStore
+from evals.run_store import RunStore
 from graphs.api import ExtractThink
 
 

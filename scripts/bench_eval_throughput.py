@@ -51,7 +51,7 @@ def main() -> None:
 
 def measure(agent, data: dict, out: Path, regime: str, concurrency: int) -> tuple[int, float]:
     from evals.runner import BenchSpec, EvalPlan
-    from evals.store import RunStore, read_records
+    from evals.run_store import RunStore, read_records
     from graphs import eval as eval_graph
     from graphs.api import AskOptions
 

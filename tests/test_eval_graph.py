@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evals.runner import BenchSpec, EvalPlan
-from evals.store import RunStore, read_records
+from evals.run_store import RunStore, read_records
 from tools.files.folders import RunFolderError
 from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_parquet
 from graphs import eval as eval_graph

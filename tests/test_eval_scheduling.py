@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from evals.records import SampleRecord
 from evals.report import build_report, to_markdown
 from evals.runner import BenchSpec, EvalPlan, in_shard
-from evals.store import RunStore, read_records
+from evals.run_store import RunStore, read_records
 from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_parquet
 from graphs import eval as eval_graph
 from graphs.api import AskOptions, ExtractThink

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from evals.store import read_records
+from evals.run_store import read_records
 from evals.synthetic.benchmarks import mmstar_rows, write_parquet
 from graphs.cli.app import app
 

@@ -289,7 +289,7 @@ def test_phoenix_shows_our_trace(traced, phoenix, tmp_path):
 
 def test_eval_runs_one_trace_per_sample_with_its_id_and_regime(tiny, phoenix, traced, tmp_path):
     from evals.runner import BenchSpec, EvalPlan
-    from evals.store import RunStore, read_records
+    from evals.run_store import RunStore, read_records
     from evals.synthetic.benchmarks import mmstar_rows, write_parquet
     from graphs import eval as eval_graph
     from tools.tiny.forced import Constant

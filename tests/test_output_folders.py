@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from evals.store import RunStore
+from evals.run_store import RunStore
 from tools.files.folders import RunFolderError
 from graphs.cli.app import app
 

@@ -84,7 +84,7 @@ def _plan(bench: list[str], modes: list[str], out: Path, models: tuple, shard: s
     """The EvalPlan, every flag checked before any loading: a bad one is one line and exit 2, and so is a
     folder that is not a run's (--restart or not)."""
     from evals.runner import BenchSpec, EvalPlan, parse_shard
-    from evals.store import RunStore
+    from evals.run_store import RunStore
     from graphs.api import InputError, resolve_models
 
     try:
@@ -102,7 +102,7 @@ def _run_eval(plan, device: str, dtype: str, engine, explicit_concurrency: bool 
     """Load the models, run the eval graph with a live bar; returns the report folder."""
     from evals.benchmarks import SchemaError
     from evals.runner import default_concurrency
-    from evals.store import RunStore
+    from evals.run_store import RunStore
     from graphs import eval as eval_graph
     from graphs.api import ExtractThink
     from tools.backends.loading import ModelLoadError, quiet_transformers

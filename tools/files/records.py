@@ -1,6 +1,6 @@
 """Append-only JSONL files that survive a kill: one fsynced line per record, a torn last line cut off.
 
-Shared by the eval run folder (evals/store.py) and the VET data folder (tools/vet/run.py): both promise
+Shared by the eval run folder (evals/run_store.py) and the VET data folder (tools/vet/run.py): both promise
 that a SIGKILL loses at most the lines in flight and that a rerun finds every finished line intact.
 """
 
