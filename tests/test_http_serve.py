@@ -127,7 +127,8 @@ def test_eval_records_server_failures_and_continues(tiny, tmp_path):
     assert all(r.pred == "B" for r in records if r.status == "ok")
 
 
-def test_vllm_missing_is_a_clear_error(image_path):
+def test_vllm_missing_is_a_clear_error(image_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if vLLM were not installed (.ci/run's vLLM environment has it)
     result = CliRunner().invoke(app, ["ask", str(image_path), "Colour?", "--perceiver", "vllm:Qwen/Qwen3-1.7B",
                                       "--mode", "direct"])
     assert result.exit_code == 3 and "extract-think[vllm]" in result.output and "Traceback" not in result.output
