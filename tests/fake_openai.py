@@ -2,7 +2,8 @@
 
 Each instance binds 127.0.0.1 on a free port and answers from a script of behaviours; every request is
 recorded. Behaviours: "ok", "500", "429" (Retry-After), "hang", "drop", "badjson", "400", and "think-length"
-(a reply cut at `max_tokens` inside its thinking, as a reasoning parser returns it).
+(a reply cut at `max_tokens` inside its thinking, as a reasoning parser returns it). `listed` models are the
+ones `/models` names (all it serves unless given, as `transformers serve` 5.20 lists its hub cache instead).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeOpenAI:
     def __init__(self, models=("fake-model",), answer="Answer: A", script=(), retry_after="0.2", hang=3.0,
-                 owned_by="fake"):  # fmt: skip
+                 owned_by="fake", listed=None):  # fmt: skip
         self.models, self.answer, self.retry_after, self.hang = list(models), answer, retry_after, hang
+        self.listed = self.models if listed is None else list(listed)
         self.owned_by = owned_by
         self.in_flight = self.peak_in_flight = 0
         self.script = list(script)
@@ -67,7 +69,7 @@ class FakeOpenAI:
                 fake.requests.append(("GET", self.path, None, time.monotonic()))
                 if self.path.endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": fake.owned_by}
-                                                             for m in fake.models]})
+                                                             for m in fake.listed]})
                 else:
                     self._send(404, {"error": "not found"})
 

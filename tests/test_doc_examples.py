@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.doc_pages import ROOT, command_blocks
+from tests.phoenix_server import skip_without_phoenix
 
 SHOWN_NOT_RUN = {  # marker -> why no test runs that block
     '--option "OPEN" --option "CLOSED"': "a photo of the reader's and the small pair from the hub",
@@ -202,6 +203,7 @@ def test_phoenix_example(workdir):
     """The OpenTelemetry block: Phoenix on the port its page names, then an ask whose spans Phoenix stores."""
     import psutil
 
+    skip_without_phoenix()
     block = example("phoenix serve")
     env = {**ENV, "PHOENIX_WORKING_DIR": str(workdir / "phoenix"), "PHOENIX_TELEMETRY_ENABLED": "false"}
     try:

@@ -75,6 +75,12 @@ def test_model_not_served():
             reasoner(fake.url + "#wanted").load()
 
 
+def test_a_model_served_but_not_listed_is_asked_for():
+    with FakeOpenAI(models=["./models/tiny"], listed=["Qwen/Qwen3-1.7B"]) as fake:
+        assert reasoner(fake.url + "#./models/tiny").load() == "./models/tiny"
+    assert len(fake.chat_paths()) == 1, "one probe, no more"
+
+
 def test_several_models_need_a_choice():
     with FakeOpenAI(models=["a", "b"]) as fake:
         with pytest.raises(ModelLoadError, match="serves 2 models.*URL#MODEL"):

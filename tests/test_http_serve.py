@@ -31,14 +31,20 @@ def free_port() -> int:
 
 
 def start_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """The server pinned to `model`, named as `URL#MODEL`: transformers 5.20 (vLLM 0.33's) lists its hub cache in
+    `/models`, not the model it serves, and fails that listing when the cache folder is missing; an empty cache of
+    its own lets it list, and the backend asks for the unlisted model by name."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cache = log.with_suffix(".hub")
+    cache.mkdir()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
     proc = subprocess.Popen([SERVE, "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
                              "--device", "cpu"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}/v1"
+    return proc, f"http://127.0.0.1:{port}/v1#{model}"
 
 
 def wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
+    url = url.partition("#")[0]
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -121,7 +127,8 @@ def test_eval_records_server_failures_and_continues(tiny, tmp_path):
     assert all(r.pred == "B" for r in records if r.status == "ok")
 
 
-def test_vllm_missing_is_a_clear_error(image_path):
+def test_vllm_missing_is_a_clear_error(image_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if vLLM were not installed (.ci/run's vLLM environment has it)
     result = CliRunner().invoke(app, ["ask", str(image_path), "Colour?", "--perceiver", "vllm:Qwen/Qwen3-1.7B",
                                       "--mode", "direct"])
     assert result.exit_code == 3 and "extract-think[vllm]" in result.output and "Traceback" not in result.output

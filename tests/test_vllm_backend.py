@@ -5,6 +5,7 @@ our code. The stand-in raises if two threads are inside it at once, as vLLM's `L
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -125,3 +126,16 @@ def test_engine_options_reach_the_gathering(tiny):
                                                                     settings_for(2 * i + 1))])[0])  # fmt: skip
     assert [o.text for o in outs] == [f"Answer: Q{i}" for i in range(6)]
     assert max(len(params) for _, params in reasoner.load().calls) <= 3
+
+
+def test_a_hub_model_not_cached_offline_is_a_load_error(monkeypatch):
+    """vLLM downloads a hub id itself; offline and not cached, that is the error the transformers backend gives."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline_llm(model, **engine_kwargs):
+        raise LocalEntryNotFoundError("Cannot find an appropriate cached snapshot folder")  # as vLLM 0.33 raises it
+
+    monkeypatch.setattr(vllm_backend, "import_vllm", lambda: SimpleNamespace(LLM=offline_llm))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(loading.ModelLoadError, match="not in the local cache and HF_HUB_OFFLINE is set"):
+        VllmReasoner("vllm:Qwen/Qwen3-1.7B").load()

@@ -1,8 +1,10 @@
 """Reasoner and perceiver served by an OpenAI-compatible server (vLLM, `transformers serve`, ...).
 
 `load()` checks the server: it lists `/models`, picks the `#MODEL` given (or the only one served), and
-fails with a ModelLoadError naming the endpoint otherwise. One pooled client per endpoint is shared by
-every backend object of the process that names the same URLs.
+fails with a ModelLoadError naming the endpoint otherwise. A `#MODEL` the list leaves out is asked for one
+token before it is refused, since a list is not always all a server serves: `transformers serve` lists the
+hub cache, and its 5.20 (the release vLLM 0.33 pins) leaves out the model it was started with. One pooled
+client per endpoint is shared by every backend object of the process that names the same URLs.
 
 The paper's thinking budget is enforced in two calls (the rules: tools/backends/thinking.py): the first
 thinks with `max_tokens` = the budget; if it stopped there, the assistant message so far (its think block
@@ -22,7 +24,7 @@ from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, R
 from tools.backends.http_client import Endpoints, EndpointError, HttpSettings
 from tools.backends.loading import ModelLoadError
 from tools.backends.data_urls import DataUrlCache
-from tools.backends.openai_requests import continuation_body, perceive_body, reason_body
+from tools.backends.openai_requests import continuation_body, perceive_body, probe_body, reason_body
 from tools.backends.openai_responses import (
     ResponseError,
     merge_phases,
@@ -74,10 +76,11 @@ class _HttpModel:
         self._listing = listing
         wanted = self.spec.served_model
         if wanted is not None:
-            if wanted not in served:
+            refusal = None if wanted in served else self._refusal(wanted)
+            if refusal is not None:
                 raise ModelLoadError(
                     f"{self.role} server {self.spec.urls[0]} does not serve model '{wanted}' "
-                    f"(it serves: {', '.join(served) or 'nothing'})"
+                    f"(it serves: {', '.join(served) or 'nothing'}; asked for it: {refusal})"
                 )
             return wanted
         if len(served) != 1:
@@ -86,6 +89,14 @@ class _HttpModel:
                 f"pick one with URL#MODEL"
             )
         return served[0]
+
+    def _refusal(self, model: str) -> str | None:
+        """The server's answer to a one-token request for a model it does not list, or None if it served it."""
+        try:
+            self.endpoints.post("/chat/completions", probe_body(model))
+        except EndpointError as exc:
+            return exc.reason
+        return None
 
     def _post(self, body: dict, on_chunk=None) -> tuple[dict, float]:
         started = time.perf_counter()

@@ -92,6 +92,14 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def hub_failure(exc: BaseException) -> bool:
+    """Whether the hub refused or lacked the model somewhere in `exc`'s chain (explain_load_failure words these)."""
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    refusals = (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError)
+    return any(isinstance(e, refusals) for e in _exception_chain(exc))
+
+
 def explain_load_failure(spec: ModelSpec, role: str, exc: BaseException) -> ModelLoadError:
     """Turn a from_pretrained failure into one clear sentence or two."""
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError

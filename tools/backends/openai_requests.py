@@ -92,3 +92,8 @@ def perceive_body(model: str, request: PerceiveRequest, urls: list[str]) -> dict
         "temperature": 0.0,
         "chat_template_kwargs": {"enable_thinking": False},
     }
+
+
+def probe_body(model: str) -> dict:
+    """The smallest completion (one token): asks a server whether it serves a model its `/models` leaves out."""
+    return {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}

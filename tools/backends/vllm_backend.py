@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from tools.backends.base import PerceiveOutput, PerceiveRequest, ReasonOutput, ReasonRequest
 from tools.backends.chat_template import render_reasoner_prompt
 from tools.backends.data_urls import DataUrlCache
-from tools.backends.loading import ModelLoadError, cached
+from tools.backends.loading import ModelLoadError, cached, explain_load_failure, hub_failure
 from tools.backends.options import EngineOptions
 from tools.backends.spec import parse_model
 from tools.backends.thinking import reflection_token_ids
@@ -50,8 +50,15 @@ class _VllmModel:
         return cached(("vllm", self.spec.name), lambda: self._start(vllm))
 
     def _start(self, vllm):
-        """Build the `LLM` and read its tokenizer at once, before any engine thread is inside it."""
-        llm = vllm.LLM(model=self.spec.name, **self.engine_kwargs)
+        """Build the `LLM` and read its tokenizer at once, before any engine thread is inside it. vLLM fetches a
+        hub id itself; the hub's refusals (offline and not cached, no such model, gated) are worded as the
+        transformers backend words them, other failures (no GPU, out of memory) are vLLM's own."""
+        try:
+            llm = vllm.LLM(model=self.spec.name, **self.engine_kwargs)
+        except Exception as exc:
+            if not hub_failure(exc):
+                raise
+            raise explain_load_failure(self.spec, self.role, exc) from None
         cached(("vllm-tokenizer", self.spec.name), llm.get_tokenizer)
         return llm
 
