@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.doc_pages import ROOT, command_blocks
-from tests.phoenix_server import skip_without_phoenix
+from tests.phoenix_server import path_with_phoenix
 
 SHOWN_NOT_RUN = {  # marker -> why no test runs that block
     '--option "OPEN" --option "CLOSED"': "a photo of the reader's and the small pair from the hub",
@@ -67,6 +67,8 @@ def test_setup_commands_are_the_ci_ones():
     assert test_command in ci, ".ci/run must run the README's test command verbatim"
     install = example("pip install -e . && xthink selftest")
     assert pins(install) == pins(test_command), "both set-up commands install the same torch"
+    vllm = example('pip install -q -e ".[vllm]"').strip()
+    assert vllm in ci, ".ci/run must build its vLLM environment with docs/backends.md's vLLM line verbatim"
 
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -203,9 +205,9 @@ def test_phoenix_example(workdir):
     """The OpenTelemetry block: Phoenix on the port its page names, then an ask whose spans Phoenix stores."""
     import psutil
 
-    skip_without_phoenix()
     block = example("phoenix serve")
-    env = {**ENV, "PHOENIX_WORKING_DIR": str(workdir / "phoenix"), "PHOENIX_TELEMETRY_ENABLED": "false"}
+    env = {**ENV, "PHOENIX_WORKING_DIR": str(workdir / "phoenix"), "PHOENIX_TELEMETRY_ENABLED": "false",
+           "PATH": path_with_phoenix(ENV["PATH"])}
     try:
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=workdir, env=env, capture_output=True,
                               text=True, timeout=600)

@@ -25,7 +25,7 @@ from agent import openinference as oi
 from agent import telemetry, telemetry_spans
 from agent.trace import ExtractStep, ReasonStep
 from graphs.api import AskOptions, ExtractThink
-from tests.phoenix_server import PHOENIX, skip_without_phoenix
+from tests.phoenix_server import phoenix_executable
 from tools.tiny.forced import Script, think, tool_call
 from tools.backends.hf_reasoner import TransformersReasoner
 
@@ -45,13 +45,12 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory):
     """A Phoenix server of our own: OTLP over HTTP at /v1/traces on its web port."""
-    skip_without_phoenix()
     home = tmp_path_factory.mktemp("phoenix")
     port = free_port()
     env = {**os.environ, "PHOENIX_WORKING_DIR": str(home), "PHOENIX_PORT": str(port), "PHOENIX_HOST": "127.0.0.1",
            "PHOENIX_GRPC_PORT": str(free_port()), "PHOENIX_TELEMETRY_ENABLED": "false"}  # fmt: skip
     with open(home / "server.log", "wb") as log:
-        proc = subprocess.Popen([str(PHOENIX), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([str(phoenix_executable()), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, home / "server.log")
