@@ -230,6 +230,33 @@ def test_perceiver_batched_and_cached_equal_plain_generate(tiny, family):
     assert other.cached_tokens == 0
 
 
+@pytest.mark.parametrize("family", list(PERCEIVER_BUILDERS))
+def test_perceiver_follow_ups_on_cached_images_share_one_generate(tiny, family):
+    """Follow-up extractions on cached images (the paper's instruction with requests of different lengths, two
+    images) batch into one padded generate without pixels, and each output equals plain `generate`."""
+    from tools.perception import extraction_instruction
+
+    perceiver = TransformersPerceiver(str(tiny.perceivers[family]), CPU)
+    red, blue = picture("red"), picture("blue")
+
+    def req(img, key, request):
+        return PerceiveRequest((img,), extraction_instruction(request), image_key=key, max_new_tokens=8)
+
+    perceiver.perceive([req(red, "red", None), req(blue, "blue", None)])
+    follow = [req(red, "red", "the text"), req(blue, "blue", "the colour of the car on the left"),
+              req(red, "red", "the number of objects")]
+    engine = perceiver.engine
+    calls, generate = [], engine.model.generate
+    engine.model.generate = lambda **kw: calls.append("pixel_values" in kw) or generate(**kw)
+    try:
+        outs = perceiver.perceive(follow)
+    finally:
+        engine.model.generate = generate
+    assert [o.text for o in outs] == [reference_perceive(perceiver, r) for r in follow]
+    assert calls == [False], "one generate for the three follow-ups, and no pixels in it"
+    assert all(o.cached_tokens > 0 for o in outs)
+
+
 def test_perceiver_cache_is_bounded_and_can_be_off(tiny):
     path = str(tiny.perceivers["llava"])
     small = TransformersPerceiver(path, CPU, options=EngineOptions(perceiver_cache_mb=0.05))
