@@ -8,7 +8,7 @@ Callers released by one batch come back in a burst (each does a little work betw
 waiting for the burst to end fills the next batch instead of splitting it, and a burst split in two stays
 split: every later round then runs two batches, paying the per-batch cost twice. So:
 - the window is measured against the model's own pace: when recent batches took up to T seconds, a gap of
-  T/10 and a window of T/2 are worth waiting for (never less than `wait_s` and `max_wait_s`, never more than
+  T/10 and a window of T are worth waiting for (never less than `wait_s` and `max_wait_s`, never more than
   4 x `max_wait_s`): on a slow or busy machine callers come back more slowly too;
 - a batch smaller than the largest of the last few waits for the rest of its window, gaps or not: the
   callers that filled those batches are on their way back (in a pipeline of two models, some of them are in
@@ -33,7 +33,7 @@ from typing import Generic, TypeVar
 
 In = TypeVar("In")
 Out = TypeVar("Out")
-GAP_SHARE, WINDOW_SHARE, CEILING = 0.1, 0.5, 4.0  # of recent batches' time; of max_wait_s (see above)
+GAP_SHARE, WINDOW_SHARE, CEILING = 0.1, 1.0, 4.0  # of recent batches' time; of max_wait_s (see above)
 RECENT = 4  # batches that tell the pace and the size to expect
 
 
