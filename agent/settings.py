@@ -13,6 +13,7 @@ what one client may ask for; serve and the LangGraph context apply the same one.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -195,7 +196,7 @@ def validated(cls, values: dict, what: str = "setting"):
     a SettingError that names the key: JSON from clients gets the same message wherever it enters."""
     _no_bool_swaps(cls, values, what)
     try:
-        return TypeAdapter(cls).validate_python(values)
+        return _adapter(cls).validate_python(values)
     except ValidationError as exc:
         first = exc.errors()[0]
         cause = first.get("ctx", {}).get("error")
@@ -205,10 +206,22 @@ def validated(cls, values: dict, what: str = "setting"):
         raise SettingError(key, first["msg"], what) from None
 
 
+@functools.cache
+def _adapter(cls) -> TypeAdapter:
+    """One pydantic validator per settings class: building it takes milliseconds, and a server checks the
+    settings of every request."""
+    return TypeAdapter(cls)
+
+
+@functools.cache
+def _type_hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
 def _no_bool_swaps(cls, values: dict, what: str) -> None:
     """What pydantic's lax mode would coerce but a client never means: `true` as a count, `"yes"` or `1` as a
     flag. (Strict mode would refuse a dict for a dataclass altogether.)"""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     for name, value in values.items():
         kind = hints.get(name)
         if kind is bool and not isinstance(value, bool):

@@ -1,8 +1,10 @@
 """The run folder: an append-only JSONL of finished samples, the run's manifest, traces and images.
 
-Each finished sample is one line, written and fsynced at once under a lock, so a crash or SIGKILL loses
-at most the samples in flight. On reopening, a torn last line (killed mid-write) is cut off, and a sample
-already done is never written again: a rerun of the same command completes the run exactly once.
+Each finished sample is one line, written and fsynced before its sample ends, so a crash or SIGKILL loses
+at most the samples in flight; samples finishing together share one fsync (tools/files/records.py:
+GroupAppender) rather than waiting for each other's. On reopening, a torn last line (killed mid-write) is cut
+off, and a sample already done is never written again: a rerun of the same command completes the run exactly
+once.
 
 A record is identified by (regime, benchmark, sample, settings hash). A sample whose record is an error
 is run again on the next run (a server that was down must not poison the run) unless `retry_errors` is
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from evals.records import SampleRecord
 from tools.files.folders import NotOurFolderError, RunFolderError, claim_folder
-from tools.files.records import append_line, read_lines
+from tools.files.records import GroupAppender, read_lines
 
 RECORDS = "records.jsonl"
 MANIFEST = "run.json"
@@ -31,6 +33,8 @@ class RunStore:
         self.root = Path(root)
         self._lock = threading.Lock()
         self._done: dict[str, SampleRecord] = {}
+        self._writing: set[str] = set()  # records being written (claimed, not yet on disk)
+        self._appender = GroupAppender(self.records_path)
         self.retry_errors = True
 
     @property
@@ -84,12 +88,19 @@ class RunStore:
 
     def append(self, record: SampleRecord) -> bool:
         """Write one record durably; returns False (and writes nothing) if that sample is already done."""
+        key = record.store_key
         with self._lock:
-            if self.is_done(record.store_key):
+            if self.is_done(key) or key in self._writing:
                 return False
-            append_line(self.records_path, record.model_dump_json())
-            self._done[record.store_key] = record
-            return True
+            self._writing.add(key)
+        try:
+            self._appender.append(record.model_dump_json())
+            with self._lock:
+                self._done[key] = record
+        finally:
+            with self._lock:
+                self._writing.discard(key)
+        return True
 
     def write_trace(self, relative: str, text: str) -> None:
         path = self.root / relative

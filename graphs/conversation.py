@@ -221,6 +221,9 @@ class TurnSettings:
     interrupt_before_extract: bool = False
     # Set by the caller to stop the turn: every model call of it ends at its next token and raises Cancelled.
     cancel: threading.Event | None = None
+    # The reasoner's text as Token events while it is generated. A caller that only wants the ChatTurn (a plain,
+    # unstreamed HTTP answer) turns it off: the model's worker then decodes and relays nothing per token.
+    stream_text: bool = True
 
 
 def user_message(text: str, images: Sequence[str | Path], max_pixels: int) -> dict:
@@ -244,7 +247,7 @@ def context_for(agent, turn: TurnSettings) -> AgentContext:
 
     reasoner, perceiver = with_cancel(agent.reasoner, agent.perceiver, turn.cancel)
     return AgentContext.build(reasoner, perceiver, turn.settings or AskOptions(), mode=turn.mode,
-                              interrupt_before_extract=turn.interrupt_before_extract, stream_text=True)
+                              interrupt_before_extract=turn.interrupt_before_extract, stream_text=turn.stream_text)
 
 
 def run_turn(agent, graph, graph_input, thread_id: str, turn: TurnSettings) -> Iterator[Step | Token | ChatTurn]:
@@ -254,7 +257,8 @@ def run_turn(agent, graph, graph_input, thread_id: str, turn: TurnSettings) -> I
     limit = assistant.recursion_limit(ctx.max_extractions)
     config = {"configurable": {"thread_id": thread_id}, "recursion_limit": limit}
     paused, values = None, {}
-    modes = ["updates", "custom", "values"]
+    # Without "custom" (the token stream) LangGraph runs a lone node on this thread instead of a pool it starts.
+    modes = ["updates", "custom", "values"] if turn.stream_text else ["updates", "values"]
     for kind, chunk in _guarded(graph, graph.stream(graph_input, config=config, context=ctx, stream_mode=modes)):
         if kind == "values":
             values = chunk

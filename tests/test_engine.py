@@ -7,6 +7,7 @@ on CPU gave no tie flips on these prompts, so exact equality is asserted (no log
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -59,6 +60,20 @@ def request(text: str, settings=GREEDY, history=()) -> ReasonRequest:
     return ReasonRequest(messages=(*history, Message("user", text)), settings=settings)
 
 
+@contextlib.contextmanager
+def counting_forwards(reasoner: TransformersReasoner):
+    """The input_ids shape of every forward pass of the reasoner's model while the block runs (a hook: replacing
+    `forward` would change what `generate` passes it)."""
+    _, model = reasoner.load()
+    shapes: list = []
+    hook = model.register_forward_pre_hook(lambda _, args, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                           with_kwargs=True)  # fmt: skip
+    try:
+        yield shapes
+    finally:
+        hook.remove()
+
+
 def run_concurrently(fn, items):
     results = [None] * len(items)
 
@@ -96,6 +111,37 @@ def test_reasoner_cached_equals_uncached_over_turns(tiny):
         history = (*req.messages, Message("assistant", out.text, reasoning=out.thinking))
     stats = reasoner.engine.cache.stats
     assert stats.reused_tokens > stats.computed_tokens / 2
+
+
+def test_rows_with_different_cached_prefixes_share_one_prefill(tiny):
+    """A conversation's next turn (most of it cached) batched with new prompts (little cached): one generate
+    computes every row's uncached tokens, and each output equals plain `generate`."""
+    reasoner = TransformersReasoner(str(tiny.reasoner), CPU)
+    first = request(QUESTIONS[0])
+    out = reasoner.reason([first])[0]
+    follow = request(QUESTIONS[1], history=(*first.messages, Message("assistant", out.text, reasoning=out.thinking)))
+    batch = [follow, request(QUESTIONS[2]), request(QUESTIONS[3])]
+    with counting_forwards(reasoner) as shapes:
+        outs = reasoner.reason(batch)
+    prefills = [shape[1] > 1 for shape in shapes]
+    assert reasoner.engine.batcher.batch_sizes[-1] == 3 and sum(prefills) == 1, "one forward pass prefills all rows"
+    assert [o.raw for o in outs] == [reference_reason(reasoner, r) for r in batch]
+    assert outs[0].cached_tokens >= out.prompt_tokens, "the conversation still reuses its whole first turn"
+
+
+def test_a_row_with_a_long_uncached_prompt_is_prefilled_on_its_own(tiny):
+    """Three follow-ups (a few new tokens each) and one long new prompt: the long one is prefilled alone, so
+    the batched prefill pads the follow-ups to their own few tokens, not to its hundreds; outputs unchanged."""
+    reasoner = TransformersReasoner(str(tiny.reasoner), CPU)
+    firsts = [request(q) for q in QUESTIONS[:3]]
+    outs = [reasoner.reason([r])[0] for r in firsts]
+    batch = [request("And why?", history=(*r.messages, Message("assistant", o.text, reasoning=o.thinking)))
+             for r, o in zip(firsts, outs)] + [request(" ".join(QUESTIONS * 8))]
+    with counting_forwards(reasoner) as prefills:
+        outs = reasoner.reason(batch)
+    assert [o.raw for o in outs] == [reference_reason(reasoner, r) for r in batch]
+    long, batched = [shape for shape in prefills if shape[1] > 1]
+    assert long[0] == 1 and long[1] > 300 and batched[0] == 4 and batched[1] < 100, "the follow-ups pad to their own"
 
 
 def test_cache_off_is_the_same(tiny):
@@ -182,6 +228,33 @@ def test_perceiver_batched_and_cached_equal_plain_generate(tiny, family):
     # Same placeholder tokens, other pixels: an image key never borrows another image's keys/values.
     other = perceiver.perceive([req(picture("green"), "green", "What text is present?")])[0]
     assert other.cached_tokens == 0
+
+
+@pytest.mark.parametrize("family", list(PERCEIVER_BUILDERS))
+def test_perceiver_follow_ups_on_cached_images_share_one_generate(tiny, family):
+    """Follow-up extractions on cached images (the paper's instruction with requests of different lengths, two
+    images) batch into one padded generate without pixels, and each output equals plain `generate`."""
+    from tools.perception import extraction_instruction
+
+    perceiver = TransformersPerceiver(str(tiny.perceivers[family]), CPU)
+    red, blue = picture("red"), picture("blue")
+
+    def req(img, key, request):
+        return PerceiveRequest((img,), extraction_instruction(request), image_key=key, max_new_tokens=8)
+
+    perceiver.perceive([req(red, "red", None), req(blue, "blue", None)])
+    follow = [req(red, "red", "the text"), req(blue, "blue", "the colour of the car on the left"),
+              req(red, "red", "the number of objects")]
+    engine = perceiver.engine
+    calls, generate = [], engine.model.generate
+    engine.model.generate = lambda **kw: calls.append("pixel_values" in kw) or generate(**kw)
+    try:
+        outs = perceiver.perceive(follow)
+    finally:
+        engine.model.generate = generate
+    assert [o.text for o in outs] == [reference_perceive(perceiver, r) for r in follow]
+    assert calls == [False], "one generate for the three follow-ups, and no pixels in it"
+    assert all(o.cached_tokens > 0 for o in outs)
 
 
 def test_perceiver_cache_is_bounded_and_can_be_off(tiny):

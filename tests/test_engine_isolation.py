@@ -159,7 +159,7 @@ def test_perceiver_rejected_input_fails_alone_and_the_others_run_once(tiny, imag
     generate = engine.model.generate
     engine.model.generate = lambda **kw: calls.append(kw["input_ids"].shape[0]) or generate(**kw)
     try:
-        outcomes = engine._run([good[0], bad, good[1]])
+        outcomes = engine._run([engine._job(r) for r in (good[0], bad, good[1])])
     finally:
         engine.model.generate = generate
     assert isinstance(outcomes[1], RowError)

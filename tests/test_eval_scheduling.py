@@ -154,6 +154,49 @@ def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path):
     assert all(json.loads(line) for line in store.records_path.read_text().splitlines())
 
 
+def test_records_finishing_together_share_an_fsync_and_each_is_on_disk_when_append_returns(tmp_path, monkeypatch):
+    import threading
+
+    from tools.files import records
+
+    store = RunStore(tmp_path)
+    store.open({"identity": {}})
+    writes, real = [], records.append_lines
+
+    def slow_disk(path, lines):  # the first write lasts until every sample has finished
+        while not writes and store._appender._last < 40:
+            threading.Event().wait(0.01)
+        writes.append(len(lines))
+        real(path, lines)
+
+    monkeypatch.setattr(records, "append_lines", slow_disk)
+
+    def finish(i):
+        store.append(SampleRecord(regime="direct", benchmark="mmstar", sample_id=str(i), category="c", gold="A"))
+        assert str(i) in {r.sample_id for r in read_records(tmp_path)}, "durable before append returns"
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(int(r.sample_id) for r in read_records(tmp_path)) == list(range(40))
+    assert sum(writes) == 40 and len(writes) == 2, "the lines queued during a write go out together in the next"
+
+
+def test_a_failed_record_write_fails_every_sample_in_it(tmp_path, monkeypatch):
+    from tools.files import records
+
+    store = RunStore(tmp_path)
+    store.open({"identity": {}})
+    record = SampleRecord(regime="direct", benchmark="mmstar", sample_id="1", category="c", gold="A")
+    monkeypatch.setattr(records, "append_lines", lambda path, lines: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        store.append(record)
+    monkeypatch.undo()
+    assert not store.is_done(record.store_key) and store.append(record), "a failed sample can be written later"
+
+
 def test_bad_shard_and_out_file_are_one_line_errors(tiny, data, tmp_path):
     base = ["eval", "--bench", f"mmstar={data['mmstar']}", "--mode", "direct", "--perceiver",
             str(tiny.perceivers["llava"]), "--device", "cpu"]

@@ -64,7 +64,7 @@ def chat_route(agent, limits: ServeLimits, policy: ImagePolicy, redact: Redactor
         hangup = Hangup(request)
         try:
             await admission.enter(hangup.gone)
-            turn = TurnSettings(mode, settings, cancel=hangup.cancel)
+            turn = TurnSettings(mode, settings, cancel=hangup.cancel, stream_text=chat.stream)
             # Images are read inside the run (its slot, its deadline); a bad one still answers 4xx before any output.
             run = BackgroundRun(run_events(agent, chat.messages, policy, limits.max_images, turn,
                                            admission.release_soon), limits.timeout_s, hangup.cancel)  # fmt: skip

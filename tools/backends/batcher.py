@@ -3,10 +3,17 @@
 Why one worker: `generate` is not thread-safe and a model's forward pass is the unit of work a GPU
 batches well. Callers (the eval graph's threads, several assistants) block on their own requests while
 the worker drains the queue: whatever arrived while the model was busy, plus whatever keeps arriving
-with gaps shorter than `wait_s` (for at most `max_wait_s`), up to `max_batch`, goes into one call.
+with short gaps (for a bounded window, below), up to `max_batch`, goes into one call.
 Callers released by one batch come back in a burst (each does a little work between two model calls);
-waiting for the burst to end fills the next batch instead of splitting it. A lone caller (the last few
-batches held one request each and nothing else is queued) is served at once, without waiting.
+waiting for the burst to end fills the next batch instead of splitting it, and a burst split in two stays
+split: every later round then runs two batches, paying the per-batch cost twice. So:
+- the window is measured against the model's own pace: when recent batches took up to T seconds, a gap of
+  T/10 and a window of T are worth waiting for (never less than `wait_s` and `max_wait_s`, never more than
+  4 x `max_wait_s`): on a slow or busy machine callers come back more slowly too;
+- a batch smaller than the largest of the last few waits for the rest of its window, gaps or not: the
+  callers that filled those batches are on their way back (in a pipeline of two models, some of them are in
+  the other model's batch), and this is what merges a split burst again.
+A lone caller (the last few batches held one request each and nothing else is queued) is served at once.
 
 One bad request must fail alone, and the others must run once: a model call may have streamed text to
 its caller, so re-running a batch would send that text twice. `run` therefore returns, per item, its
@@ -26,6 +33,8 @@ from typing import Generic, TypeVar
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+GAP_SHARE, WINDOW_SHARE, CEILING = 0.1, 1.0, 4.0  # of recent batches' time; of max_wait_s (see above)
+RECENT = 4  # batches that tell the pace and the size to expect
 
 
 class RowError:
@@ -48,6 +57,7 @@ class MicroBatcher(Generic[In, Out]):
         self.name = name
         self.on_start = on_start  # runs once in the worker thread (per-thread settings such as CPU threads)
         self.batch_sizes: list[int] = []  # every batch run, for benchmarks and tests
+        self.run_seconds: list[float] = []  # how long each batch took: the scale of the batching window
         self._queue: queue.Queue[tuple[In, Future]] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -76,9 +86,12 @@ class MicroBatcher(Generic[In, Out]):
         while True:
             batch = [self._queue.get()]
             alone = all(size == 1 for size in self.batch_sizes[-3:]) and self._queue.empty()
-            cap = time.monotonic() + (0.0 if alone else self.max_wait_s)
+            gap, window = self.window()
+            expected = max(self.batch_sizes[-RECENT:], default=1)
+            cap = time.monotonic() + (0.0 if alone else window)
             while len(batch) < self.max_batch:
-                left = min(self.wait_s, cap - time.monotonic())
+                left = cap - time.monotonic()
+                left = left if len(batch) < expected else min(gap, left)
                 if left <= 0:
                     break
                 try:
@@ -87,14 +100,23 @@ class MicroBatcher(Generic[In, Out]):
                     break
             self._execute(batch)
 
+    def window(self) -> tuple[float, float]:
+        """(gap, window) in seconds: a batch closes once no request came for `gap`, or `window` after it opened."""
+        pace = max(self.run_seconds[-RECENT:], default=0.0)
+        window = min(max(self.max_wait_s, WINDOW_SHARE * pace), CEILING * self.max_wait_s)
+        return min(max(self.wait_s, GAP_SHARE * pace), window), window
+
     def _execute(self, batch: list[tuple[In, Future]]) -> None:
         self.batch_sizes.append(len(batch))
+        started = time.monotonic()
         try:
             results = self.run([item for item, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - handed to the callers, never lost in this thread
             for _, future in batch:
                 future.set_exception(exc)
             return
+        finally:
+            self.run_seconds.append(time.monotonic() - started)
         for (_, future), result in zip(batch, results):
             if isinstance(result, RowError):
                 future.set_exception(result.error)

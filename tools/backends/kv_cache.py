@@ -6,7 +6,8 @@ is most of the prefill work. An entry is one sequence's token ids and its per-la
 lookup returns the entry sharing the longest common token prefix with a new prompt, as a fresh
 `DynamicCache` made of views into the stored tensors (transformers' cache appends with `torch.cat`, so
 the stored tensors are never written to). Entries live in namespaces: the perceiver uses one per image
-content key, so two images whose placeholder tokens are identical never share keys/values.
+content key, so two images whose placeholder tokens are identical never share keys/values. Finding that entry
+is a walk down a trie of token blocks (tools/backends/prefix_index.py), not a comparison with every entry.
 
 The batching helpers build one left-padded cache from several rows' caches, and cut a row back out of
 the batched cache `generate` returns, so rows that reached the model with different cached prefixes
@@ -20,6 +21,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+
+from tools.backends.prefix_index import PrefixIndex
 
 Layers = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values, [1, heads, tokens, dim]
 
@@ -37,9 +40,9 @@ class CacheStats:
 
 @dataclass
 class _Entry:
-    ids: torch.Tensor  # 1-D long, on CPU
     layers: Layers
     nbytes: int
+    used: int  # when it was stored or last looked up: the LRU order, which also breaks ties between entries
 
 
 class PrefixCache:
@@ -49,6 +52,7 @@ class PrefixCache:
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.stats = CacheStats()
         self._entries: OrderedDict[tuple[str, int], _Entry] = OrderedDict()
+        self._index = PrefixIndex()
         self._bytes = 0
         self._next = 0
         self._lock = threading.Lock()
@@ -67,7 +71,7 @@ class PrefixCache:
     def knows(self, namespace: str) -> bool:
         """Whether any entry is stored under `namespace` (a cheap test before tokenising for a lookup)."""
         with self._lock:
-            return any(key[0] == namespace for key in self._entries)
+            return self._index.has(namespace)
 
     def lookup(self, namespace: str, ids: list[int], min_prefix: int = 1):
         """(cache holding the first n tokens of `ids`, n), or (None, 0) when no entry shares >= min_prefix.
@@ -77,19 +81,15 @@ class PrefixCache:
         """
         if not self.enabled:
             return None, 0
-        query = torch.tensor(ids, dtype=torch.long)
-        best, best_n = None, 0
         with self._lock:
-            for key, entry in self._entries.items():
-                if key[0] == namespace:
-                    n = common_prefix(entry.ids, query)
-                    if n > best_n:
-                        best, best_n = key, n
+            # The longest shared prefix; between equals the least recently used (the order a scan of the LRU met them).
+            shared = [(n, -self._entries[key].used, key) for key, n in self._index.longest(namespace, ids) if n > 0]
+            best_n, _, best = max(shared, default=(0, 0, None))
             best_n = min(best_n, len(ids) - 1)
             if best is None or best_n < max(min_prefix, 1):
                 self.stats.misses += 1
                 return None, 0
-            self._entries.move_to_end(best)
+            self._touch(best)
             layers = [(k[:, :, :best_n], v[:, :, :best_n]) for k, v in self._entries[best].layers]
             self.stats.hits += 1
         return to_dynamic_cache(layers), best_n
@@ -101,12 +101,13 @@ class PrefixCache:
         nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
         if nbytes > self.max_bytes:
             return
-        seq = torch.tensor(ids, dtype=torch.long)
         with self._lock:
-            for key in [k for k, e in self._entries.items() if k[0] == namespace and _is_prefix(e.ids, seq)]:
+            for key in self._index.prefixes_of(namespace, ids):
                 self._drop(key)
             self._next += 1
-            self._entries[(namespace, self._next)] = _Entry(seq, layers, nbytes)
+            key = (namespace, self._next)
+            self._entries[key] = _Entry(layers, nbytes, self._next)
+            self._index.add(namespace, key, ids)
             self._bytes += nbytes
             while self._bytes > self.max_bytes:
                 self._drop(next(iter(self._entries)))
@@ -115,23 +116,17 @@ class PrefixCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._index = PrefixIndex()
             self._bytes = 0
+
+    def _touch(self, key) -> None:
+        self._next += 1
+        self._entries[key].used = self._next
+        self._entries.move_to_end(key)
 
     def _drop(self, key) -> None:
         self._bytes -= self._entries.pop(key).nbytes
-
-
-def common_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
-    """Number of leading tokens two id sequences share."""
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    diff = torch.nonzero(a[:n] != b[:n])
-    return int(diff[0]) if len(diff) else n
-
-
-def _is_prefix(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return len(a) <= len(b) and common_prefix(a, b) == len(a)
+        self._index.remove(key[0], key)
 
 
 def to_dynamic_cache(layers: Layers):
@@ -146,6 +141,25 @@ def to_dynamic_cache(layers: Layers):
 def cache_layers(cache) -> Layers:
     """The (keys, values) of every layer of a transformers cache (empty for a cache not yet filled)."""
     return [(layer.keys, layer.values) for layer in cache.layers if getattr(layer, "is_initialized", True)]
+
+
+def shared_prefix_cache(layers: list[Layers], cached: list[int], lengths: list[int], width: int):
+    """One cache for the rows of a left-padded batch, and how many cached tokens each row keeps.
+
+    Row i (a prompt of lengths[i] tokens, padded on the left to `width`) has keys/values for its first
+    cached[i] tokens. The batched cache is as long as every row's cached prefix reaches in the padded layout
+    (rows end together there, so their caches end close together too); each row keeps the part of its cache
+    below that length and `generate` computes the rest, for all rows in one prefill. None when some row has
+    nothing cached at the start of the layout.
+    """
+    length = min(width - n + c for n, c in zip(lengths, cached))
+    shaped = next((row for row in layers if row), None)
+    if length <= 0 or shaped is None:
+        return None, [0] * len(lengths)
+    kept = [max(0, length - (width - n)) for n in lengths]
+    empty = [(k[:, :, :0], v[:, :, :0]) for k, v in shaped]
+    cut = [[(k[:, :, :m], v[:, :, :m]) for k, v in (row or empty)] for row, m in zip(layers, kept)]
+    return stack_left_padded(cut, length), kept
 
 
 def stack_left_padded(rows: list[Layers], length: int):

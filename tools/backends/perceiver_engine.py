@@ -4,11 +4,15 @@ Per batch of requests (one worker thread, tools/backends/batcher.py):
 - every request is processed by the model's own processor; when its `image_key` (pixel content, plus the
   region) was seen, the keys/values of the longest stored sequence on that image are looked up. They
   must cover all image tokens (the image comes first, the instruction last), so a hit runs no vision
-  tower and no image prefill: `generate` gets the cache and the ids, never the pixels;
+  tower and no image prefill: `generate` gets the cache and the ids, never the pixels. A hit's processing
+  (image work included: the processor gives no ids without it) is done on its caller's thread, with the
+  engine's second processor, so the worker spends its time on the model;
 - misses run as one padded `generate` (left padding; each processor pads its own pixel inputs; a request
-  whose image was never seen is not even processed alone first), hits one by one with their cache (rows
-  with different cached lengths cannot share one multimodal `generate`: the vision families compute
-  positions from the whole prompt);
+  whose image was never seen is not even processed alone first);
+- hits run as padded `generate`s too, each over the hits whose caches can be cut to one length that still
+  covers every row's image (kv_cache.shared_prefix_cache): the image tokens are never computed again, the
+  rest of each prompt is, in one prefill. Positions come from the padded ids and the attention mask, as for
+  misses; a family whose non-pixel inputs are not known here runs its hits one by one;
 - every row's prompt + output keys/values are stored under its image key (LRU, bounded in MB).
 
 One request never fails or re-runs another: a request the processor rejects (alone, or only with others) gets
@@ -21,7 +25,9 @@ different sizes in one call (each processor pads what it needs), so no grouping 
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -31,14 +37,26 @@ from tools.backends.base import Cancelled, PerceiveOutput, PerceiveRequest, chec
 from tools.backends.batcher import MicroBatcher, RowError
 from tools.backends.chat_template import render_perceiver_prompt
 from tools.backends.compat import cache_kwargs, returned_cache
-from tools.backends.kv_cache import PrefixCache, row_slice
+from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, shared_prefix_cache
 from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.output_parsing import split_thinking
 from tools.backends.row_logits import CancelRows
 
 # Inputs that carry pixels (or describe pixel tensors): left out when the image is already in the cache.
 PIXEL_INPUTS = ("pixel_values", "pixel_attention_mask", "image_sizes", "batch_num_images")
+# The other inputs a hit may carry, and how a batch pads them: per token (left, with this value) or per image.
+TOKEN_INPUTS = {"input_ids": None, "attention_mask": 0, "mm_token_type_ids": 0}  # None: the tokenizer's pad id
+IMAGE_INPUTS = ("image_grid_thw",)
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A request as the worker gets it: a hit's processor inputs made on the caller's thread (or the error)."""
+
+    request: PerceiveRequest
+    inputs: dict | None = None
+    error: Exception | None = None
 
 
 @dataclass
@@ -48,6 +66,7 @@ class _Row:
     ids: list[int]
     cache: object = None
     reused: int = 0
+    image_end: int = 0
     output: PerceiveOutput | None = field(default=None)
     error: BaseException | None = None
 
@@ -66,40 +85,119 @@ class PerceiverEngine:
         self.batcher: MicroBatcher = model_batcher(self._run, model, options, "perceiver-batcher")
         config = model.config
         self.image_token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+        # Callers process their hits with a copy: the worker's processor pads batches (it changes its tokenizer's
+        # padding), and a tokenizer must not be changed while another thread is using it.
+        self._caller_processor = copy.deepcopy(processor)
+        self._caller_lock = threading.Lock()
 
     def perceive(self, requests: list[PerceiveRequest]) -> list[PerceiveOutput]:
-        return self.batcher.submit(requests)
+        return self.batcher.submit([self._job(request) for request in requests])
 
     def render(self, request: PerceiveRequest) -> str:
         return render_perceiver_prompt(self.processor, request)
 
+    def _job(self, request: PerceiveRequest) -> _Job:
+        """On the caller's thread: a request whose image is cached is processed here (a new image waits for the
+        worker, which processes its batch in one call)."""
+        if not (request.image_key and self.cache.knows(request.image_key)):
+            return _Job(request)
+        try:
+            with self._caller_lock:
+                return _Job(request, self._process_alone(self._caller_processor, request))
+        except Exception as exc:  # noqa: BLE001 - this row's error, raised for it by the worker
+            return _Job(request, error=exc)
+
     # --- the worker side -------------------------------------------------------------------------
 
-    def _run(self, requests: list[PerceiveRequest]) -> list[PerceiveOutput | RowError]:
-        rows = [self._prepare(r) for r in requests]
+    def _run(self, jobs: list[_Job]) -> list[PerceiveOutput | RowError]:
+        rows = [self._prepare(job) for job in jobs]
         misses = [row for row in rows if row.cache is None and row.error is None]
+        hits = [row for row in rows if row.cache is not None and row.error is None]
         with torch.inference_mode():
             for group in (m for m in ([r for r in misses if r.request.images],
                                       [r for r in misses if not r.request.images]) if m):
                 self._generate_batch(group)  # text-only requests (a teacher's text step) batch apart
-            for row in rows:
-                if row.cache is not None and row.error is None:
-                    self._guarded(self._generate_one, row)
+            for group in self._hit_groups(hits):
+                self._generate_hits(group)
         return [row.outcome() for row in rows]
 
-    def _prepare(self, request: PerceiveRequest) -> _Row:
-        """Process a request on its own only when its image may be cached; a new image waits for the batch."""
+    def _prepare(self, job: _Job) -> _Row:
+        """A row, with its cache when its image's keys/values are stored (processed here if its caller could
+        not: the image was not cached yet when it asked)."""
+        request = job.request
         row = _Row(request, {}, [])
         try:
             check_cancel(request.cancel)
-            if request.image_key and self.cache.knows(request.image_key):
-                row.inputs = dict(self.processor(images=list(request.images), text=self.render(request),
-                                                 return_tensors="pt"))
-                row.ids = row.inputs["input_ids"][0].tolist()
-                row.cache, row.reused = self.cache.lookup(request.image_key, row.ids, self._image_end(row.ids))
+            if job.error is not None:
+                raise job.error
+            inputs = job.inputs
+            if inputs is None and request.image_key and self.cache.knows(request.image_key):
+                inputs = self._process_alone(self.processor, request)
+            if inputs is not None:
+                row.inputs, row.ids = inputs, inputs["input_ids"][0].tolist()
+                row.image_end = self._image_end(row.ids)
+                row.cache, row.reused = self.cache.lookup(request.image_key, row.ids, row.image_end)
         except Exception as exc:  # noqa: BLE001 - this row's error, handed to its caller
             row.error = exc
         return row
+
+    def _process_alone(self, processor, request: PerceiveRequest) -> dict:
+        return dict(processor(images=list(request.images), text=render_perceiver_prompt(processor, request), return_tensors="pt"))
+
+    def _hit_groups(self, hits: list[_Row]) -> list[list[_Row]]:
+        """Hits in groups that can share a generate: the same inputs, known here, and caches that can be cut to
+        one length covering every row's image (in the left-padded layout, each row's image must end before
+        every row's cache does)."""
+        groups: list[list[_Row]] = []
+        for row in hits:
+            batchable = set(row.inputs) - set(PIXEL_INPUTS) <= set(TOKEN_INPUTS) | set(IMAGE_INPUTS)
+            group = next((g for g in groups if batchable and self._fits(g + [row])), None)
+            if group is None:
+                groups.append([row])
+            else:
+                group.append(row)
+        return groups
+
+    @staticmethod
+    def _fits(rows: list[_Row]) -> bool:
+        same = len({tuple(sorted(row.inputs)) for row in rows}) == 1
+        return same and max(r.image_end - len(r.ids) for r in rows) <= min(r.reused - len(r.ids) for r in rows)
+
+    def _generate_hits(self, rows: list[_Row]) -> None:
+        """One padded generate for hits on cached images; alone, row by row, if it raises."""
+        if len(rows) == 1:
+            self._guarded(self._generate_one, rows[0])
+            return
+        width = max(len(row.ids) for row in rows)
+        cache, kept = shared_prefix_cache([cache_layers(row.cache) for row in rows], [row.reused for row in rows],
+                                          [len(row.ids) for row in rows], width)  # fmt: skip
+        _forget_positions(self.model)
+        started = time.perf_counter()
+        try:
+            out = self._generate(_to_device(self._pad_hits(rows, width), self.model),
+                                 max(r.request.max_new_tokens for r in rows), [r.request.cancel for r in rows], cache)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("a batched generate of %d cached rows failed (%s); each row is retried alone", len(rows), exc)
+            for row in rows:
+                self._guarded(self._generate_one, row)
+            return
+        seconds = (time.perf_counter() - started) / len(rows)
+        for i, (row, n) in enumerate(zip(rows, kept)):
+            row.reused = n
+            self._finish(row, out.sequences[i, width:].tolist(), returned_cache(out), i, width - len(row.ids), seconds)
+
+    def _pad_hits(self, rows: list[_Row], width: int) -> dict:
+        """The hits' non-pixel inputs as one left-padded batch (what the processor would give for their ids)."""
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        batch = {}
+        for key in rows[0].inputs:
+            if key in TOKEN_INPUTS:
+                fill = tokenizer.pad_token_id if TOKEN_INPUTS[key] is None else TOKEN_INPUTS[key]
+                batch[key] = torch.cat([torch.nn.functional.pad(r.inputs[key], (width - r.inputs[key].shape[1], 0),
+                                                                value=fill) for r in rows])  # fmt: skip
+            elif key in IMAGE_INPUTS:
+                batch[key] = torch.cat([r.inputs[key] for r in rows])
+        return batch
 
     @staticmethod
     def _guarded(step, row: _Row) -> None:

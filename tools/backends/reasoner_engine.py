@@ -1,12 +1,16 @@
 """The in-process generation engine of the transformers reasoner: batching plus KV reuse.
 
-One engine per loaded model, one worker thread (tools/backends/batcher.py). For a batch of requests:
-1. each prompt is rendered and tokenised; the KV cache of the longest stored sequence sharing its
-   prefix is looked up, and only the row's remaining prompt tokens (but the last) are run through the
-   model, row by row, so a prompt's prefill costs its new tokens;
-2. the rows' caches are left-padded into one batched cache and a single greedy `generate` decodes all
-   rows, each with its own processors (thinking budget, NoWait, forced decoding), token limit and
-   sampler (tools/backends/row_logits.py: RowLogits);
+One engine per loaded model, one worker thread (tools/backends/batcher.py). Each prompt is rendered and
+tokenised on its caller's thread, before it is queued, so the worker spends its time on the model. For a
+batch of requests:
+1. the KV cache of the longest stored sequence sharing each prompt's prefix is looked up;
+2. the rows' caches are left-padded into one batched cache, cut to the length all of them reach (the rows
+   end together in the padded layout, so this drops little), and a single greedy `generate` computes every
+   row's remaining prompt tokens in one batched prefill, then decodes all rows, each with its own processors
+   (thinking budget, NoWait, forced decoding), token limit and sampler (tools/backends/row_logits.py:
+   RowLogits): a prompt's prefill costs its new tokens, and the batch's prefills cost one forward pass. That
+   prefill pads every row to the longest uncached part, so a row whose uncached part is far longer than the
+   others' (a new conversation among follow-ups) has it computed on its own first;
 3. each row's prompt + output keys/values are cut out of the batched cache and stored for the next turn.
 
 One request never fails or re-runs another: step 1 (prompt, processors, sampler, prefill) runs per row, and a
@@ -28,13 +32,14 @@ from tools.backends.base import Cancelled, ReasonRequest, check_cancel
 from tools.backends.batcher import MicroBatcher, RowError
 from tools.backends.chat_template import render_reasoner_prompt
 from tools.backends.compat import cache_kwargs, returned_cache
-from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, stack_left_padded, to_dynamic_cache
+from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, shared_prefix_cache, to_dynamic_cache
 from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.row_logits import RowLogits, RowSampler
 from tools.backends.row_streamer import RowStreamer
 from tools.backends.thinking import thinking_processors
 
 REASONER_NAMESPACE = "reasoner"
+OUTLIER, OUTLIER_SLACK = 4, 16  # a row's uncached tokens beyond 4 x the batch's median + 16: prefilled alone
 log = logging.getLogger(__name__)
 
 
@@ -49,17 +54,35 @@ class Generated:
     finish_reason: str
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A request as the worker gets it: its prompt rendered and tokenised on the caller's thread (or the error
+    that raised, which the worker hands back as the row's own)."""
+
+    request: ReasonRequest
+    extra: list
+    prompt: list[int]
+    error: Exception | None = None
+
+
 @dataclass
 class _Row:
     """One request of a batch, set up on its own (see `_setup_row`)."""
 
     index: int
-    request: ReasonRequest
-    extra: list
-    prompt: list[int]
+    job: _Job
     sampler: object
-    cache: object
-    cached: int
+    layers: list  # the keys/values of the prompt's first `covered` tokens
+    cached: int  # of those, the ones reused from the prefix cache (the rest was computed for this batch)
+    covered: int = 0
+
+    @property
+    def request(self) -> ReasonRequest:
+        return self.job.request
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.job.prompt
 
 
 class ReasonerEngine:
@@ -74,11 +97,17 @@ class ReasonerEngine:
 
     def generate(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated]:
         """Run (request, extra logits processors) jobs, batched with other callers' jobs."""
-        return self.batcher.submit(jobs)
+        return self.batcher.submit([self._job(request, extra) for request, extra in jobs])
+
+    def _job(self, request: ReasonRequest, extra: list) -> _Job:
+        try:
+            return _Job(request, extra, self._encode(render_reasoner_prompt(self.tokenizer, request)))
+        except Exception as exc:  # noqa: BLE001 - this row's error, raised for it by the worker
+            return _Job(request, extra, [], exc)
 
     # --- the worker side -------------------------------------------------------------------------
 
-    def _run(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated | RowError]:
+    def _run(self, jobs: list[_Job]) -> list[Generated | RowError]:
         started = time.perf_counter()
         results: list = [None] * len(jobs)
         rows = [row for row in (self._setup_row(i, job, results) for i, job in enumerate(jobs)) if row is not None]
@@ -86,21 +115,20 @@ class ReasonerEngine:
             self._generate_rows(rows, results, started)
         return results
 
-    def _setup_row(self, index: int, job: tuple[ReasonRequest, list], results: list) -> _Row | None:
+    def _setup_row(self, index: int, job: _Job, results: list) -> _Row | None:
         """Everything of one row that can fail on its own (a bad setting, a prompt the template rejects, a
         cancelled run), done before the shared generate; a failure is this row's result."""
-        request, extra = job
         try:
-            check_cancel(request.cancel)
-            prompt = self._encode(render_reasoner_prompt(self.tokenizer, request))
-            self._processors(request, extra, len(prompt))  # built again at the batch's width; raises here
-            sampler = self._sampler(request.settings, self.model.device)
-            with torch.inference_mode():
-                cache, cached = self._prefill(prompt)
+            check_cancel(job.request.cancel)
+            if job.error is not None:
+                raise job.error
+            self._processors(job.request, job.extra, len(job.prompt))  # built again at the batch's width
+            sampler = self._sampler(job.request.settings, self.model.device)
+            cache, cached = self.cache.lookup(REASONER_NAMESPACE, job.prompt)
         except Exception as exc:  # noqa: BLE001 - this row's error, handed to its caller
             results[index] = RowError(exc)
             return None
-        return _Row(index, request, extra, prompt, sampler, cache, cached)
+        return _Row(index, job, sampler, cache_layers(cache) if cache is not None else [], cached, cached)
 
     def _generate_rows(self, rows: list[_Row], results: list, started: float, replay=None) -> None:
         """One generate for `rows`; if it raises, each row alone, starting with what it already streamed."""
@@ -128,24 +156,34 @@ class ReasonerEngine:
             results[row.index] = Generated(tokens, len(row.prompt), row.cached, seconds, finish)
 
     def _retry_alone(self, row: _Row, streamed: list[int], results: list) -> None:
-        again = self._setup_row(row.index, (row.request, row.extra), results)  # a fresh cache and sampler
+        again = self._setup_row(row.index, row.job, results)  # a fresh cache and sampler
         if again is not None:
             self._generate_rows([again], results, time.perf_counter(), replay=[streamed])
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _prefill(self, ids: list[int]):
-        """This row's cache over ids[:-1]: reused where stored, computed for the rest."""
-        cache, reused = self.cache.lookup(REASONER_NAMESPACE, ids)
-        if cache is None:
-            cache = to_dynamic_cache([])
-        todo = ids[reused:-1]
-        if todo:
-            self.model(input_ids=torch.tensor([todo], device=self.model.device), use_cache=True, **cache_kwargs(cache))
-        self.cache.stats.reused_tokens += reused
-        self.cache.stats.computed_tokens += len(todo) + 1
-        return cache_layers(cache), reused
+    def _batched_cache(self, rows: list[_Row], width: int):
+        """The rows' caches as one (kv_cache.shared_prefix_cache); each row's `cached` becomes what it reuses."""
+        self._prefill_outliers(rows)
+        cache, kept = shared_prefix_cache([row.layers for row in rows], [row.covered for row in rows],
+                                          [len(row.prompt) for row in rows], width)  # fmt: skip
+        for row, n in zip(rows, kept):
+            row.cached = min(row.cached, n)
+            self.cache.stats.reused_tokens += row.cached
+            self.cache.stats.computed_tokens += len(row.prompt) - row.cached
+        return cache
+
+    def _prefill_outliers(self, rows: list[_Row]) -> None:
+        """Compute on its own the uncached part of a row whose part is over OUTLIER x the batch's median."""
+        todo = sorted(len(row.prompt) - row.covered for row in rows)
+        limit = OUTLIER * todo[(len(todo) - 1) // 2] + OUTLIER_SLACK
+        for row in rows:
+            if len(row.prompt) - row.covered > limit:
+                cache = to_dynamic_cache(row.layers)
+                ids = torch.tensor([row.prompt[row.covered : -1]], device=self.model.device)
+                self.model(input_ids=ids, use_cache=True, **cache_kwargs(cache))
+                row.layers, row.covered = cache_layers(cache), len(row.prompt) - 1
 
     def _decode(self, rows: list[_Row], streamer: RowStreamer | None, replay=None):
         prompts = [row.prompt for row in rows]
@@ -159,15 +197,14 @@ class ReasonerEngine:
         limits = [row.request.settings.max_new_tokens for row in rows]
         processor = RowLogits(
             width,
-            [self._processors(row.request, row.extra, width) for row in rows],
+            [self._processors(row.request, row.job.extra, width) for row in rows],
             [row.sampler for row in rows],
             limits,
             self.eos_ids[0],
             cancels=[row.request.cancel for row in rows],
             prefixes=[list(tokens) for tokens in replay] if replay else None,
         )
-        caches = [row.cache for row in rows]
-        cache = stack_left_padded(caches, width - 1) if all(caches) else None  # a 1-token prompt has no cache
+        cache = self._batched_cache(rows, width)
         out = self.model.generate(
             input_ids=input_ids.to(device), attention_mask=mask.to(device), streamer=streamer, **cache_kwargs(cache),
             logits_processor=[processor], max_new_tokens=max(limits), do_sample=False,

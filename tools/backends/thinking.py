@@ -101,10 +101,10 @@ class ThinkingBudgetProcessor:
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         import torch
 
-        generated = input_ids[:, self.prompt_length :]
-        step = generated.shape[1]
+        step = input_ids.shape[1] - self.prompt_length
         if step < int(self.budget * 0.95):
             return scores
+        generated = input_ids[:, self.prompt_length :]
         closed = (generated == self.end_think_id).any(dim=1)
         for row in torch.nonzero(~closed).flatten().tolist():
             if step >= self.budget - 1:

@@ -12,6 +12,7 @@ pruned is told to send them again.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ DEFAULT_MAX_MB = 1024
 DEFAULT_MAX_AGE_DAYS = 30
 DEFAULT_KEEP_RECENT_S = 3600
 STORE_FILE = re.compile(r"[0-9a-f]{64}\.[a-z0-9]{1,12}")  # PIL format names: png, jpg, webp, jpeg2000
+USUAL_EXTENSIONS = ("png", "jpg", "webp", "gif", "bmp", "tiff")  # tried by name before the folder is listed
 
 
 class ImageInputError(ValueError):
@@ -126,7 +128,7 @@ class ContentStore:
     def put(self, data: bytes, label: str = "image") -> StoredImage:
         """Decode (refusing non-images and too many pixels), then store; raise ImageInputError."""
         digest = hashlib.sha256(data).hexdigest()
-        found = self.find(digest)
+        found = self.find(digest, _sniffed_extension(data))
         if found is not None:
             return found
         self.root.mkdir(parents=True, exist_ok=True)
@@ -141,11 +143,21 @@ class ContentStore:
         self._account(len(data))
         return StoredImage(digest, target, img.width, img.height)
 
-    def find(self, digest: str) -> StoredImage | None:
-        """A stored image by digest (hex), or None; finding it counts as a use."""
+    def find(self, digest: str, extension: str | None = None) -> StoredImage | None:
+        """A stored image by digest (hex), or None; finding it counts as a use. With the `extension` its bytes
+        give, only that file can be it; without, the usual extensions are tried by name, and only then is the
+        folder listed (a listing costs as much as the store is large, and a server looks up every request's
+        images)."""
         if not digest or any(c not in "0123456789abcdef" for c in digest) or len(digest) != 64:
             return None
-        for path in self.root.glob(f"{digest}.*"):
+        return self._found(digest, [self.root / f"{digest}.{extension}"] if extension else self._candidates(digest))
+
+    def _candidates(self, digest: str):
+        yield from (self.root / f"{digest}.{ext}" for ext in USUAL_EXTENSIONS)
+        yield from (path for path in self.root.glob(f"{digest}.*") if path.suffix[1:] not in USUAL_EXTENSIONS)
+
+    def _found(self, digest: str, paths) -> StoredImage | None:
+        for path in paths:
             if STORE_FILE.fullmatch(path.name) and _touch(path):
                 try:
                     with Image.open(path) as img:
@@ -198,8 +210,22 @@ class ContentStore:
             status = 413 if "pixels" in message else 400
             raise ImageInputError(message, status) from None
         with Image.open(path) as probe:
-            fmt = (probe.format or "png").lower()
-        return img, "jpg" if fmt == "jpeg" else fmt
+            return img, _extension(probe.format)
+
+
+def _extension(fmt: str | None) -> str:
+    """The file extension the store gives an image of this PIL format."""
+    fmt = (fmt or "png").lower()
+    return "jpg" if fmt == "jpeg" else fmt
+
+
+def _sniffed_extension(data: bytes) -> str | None:
+    """The extension these bytes would be stored under, read from their header (None if PIL cannot tell)."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            return _extension(probe.format)
+    except Exception:  # noqa: BLE001 - not an image: `put` decodes it and says why
+        return None
 
 
 def _touch(path: Path) -> bool:
