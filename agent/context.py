@@ -18,12 +18,12 @@ import os
 from typing import Any
 
 from agent import telemetry_reasoner
+from agent.setting_caps import SettingCaps
 from agent.settings import (
     DEFAULT_PERCEIVER,
     DEFAULT_REASONER,
     InputError,
     RunContext,
-    SettingCaps,
     SettingError,
     checked,
 )

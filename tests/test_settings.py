@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from agent.settings import AskOptions, InputError, RunContext, SettingCaps, SettingError, checked, validated
+from agent.setting_caps import SettingCaps
+from agent.settings import AskOptions, InputError, RunContext, SettingError, checked, validated
 
 BAD = [
     ("temperature", math.nan), ("temperature", -0.5), ("temperature", 0), ("temperature", math.inf),

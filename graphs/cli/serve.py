@@ -66,7 +66,7 @@ def serve_command(
 def _load(models: tuple, device: str, dtype: str, engine):
     """The operator's caps and the agent, its models loaded before the server listens: a bad cap, model
     string or model is one line and its exit code, never a server that fails its first request."""
-    from agent.settings import SettingCaps
+    from agent.setting_caps import SettingCaps
     from graphs.api import ExtractThink, InputError, resolve_models
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.spec import ModelSpecError

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.settings import SettingCaps
+from agent.setting_caps import SettingCaps
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,7 @@ Per batch of requests (one worker thread, tools/backends/batcher.py):
 One request never fails or re-runs another: a request the processor rejects (alone, or only with others) gets
 its own error and the rest are processed and generated once; a cancelled request is forced to end at its
 next token and gets Cancelled. Nothing is streamed here, so a failed shared `generate` is retried row by row.
-
-All six tested families (LLaVA-OneVision, Llava, Idefics3, Qwen2.5-VL, Qwen3-VL, InternVL) batch images of
-different sizes in one call (each processor pads what it needs), so no grouping by shape is needed.
+The six tested families batch images of different sizes in one call (each processor pads what it needs).
 """
 
 from __future__ import annotations
@@ -40,13 +38,10 @@ from tools.backends.compat import cache_kwargs, returned_cache
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, shared_prefix_cache
 from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.output_parsing import split_thinking
+from tools.backends.perceiver_inputs import (IMAGE_INPUTS, PIXEL_INPUTS, TOKEN_INPUTS, forget_positions,
+                                              pad_hit_inputs, to_device)
 from tools.backends.row_logits import CancelRows
 
-# Inputs that carry pixels (or describe pixel tensors): left out when the image is already in the cache.
-PIXEL_INPUTS = ("pixel_values", "pixel_attention_mask", "image_sizes", "batch_num_images")
-# The other inputs a hit may carry, and how a batch pads them: per token (left, with this value) or per image.
-TOKEN_INPUTS = {"input_ids": None, "attention_mask": 0, "mm_token_type_ids": 0}  # None: the tokenizer's pad id
-IMAGE_INPUTS = ("image_grid_thw",)
 log = logging.getLogger(__name__)
 
 
@@ -171,10 +166,10 @@ class PerceiverEngine:
         width = max(len(row.ids) for row in rows)
         cache, kept = shared_prefix_cache([cache_layers(row.cache) for row in rows], [row.reused for row in rows],
                                           [len(row.ids) for row in rows], width)  # fmt: skip
-        _forget_positions(self.model)
+        forget_positions(self.model)
         started = time.perf_counter()
         try:
-            out = self._generate(_to_device(self._pad_hits(rows, width), self.model),
+            out = self._generate(to_device(pad_hit_inputs([r.inputs for r in rows], width, self.processor), self.model),
                                  max(r.request.max_new_tokens for r in rows), [r.request.cancel for r in rows], cache)
         except Exception as exc:  # noqa: BLE001
             log.warning("a batched generate of %d cached rows failed (%s); each row is retried alone", len(rows), exc)
@@ -185,19 +180,6 @@ class PerceiverEngine:
         for i, (row, n) in enumerate(zip(rows, kept)):
             row.reused = n
             self._finish(row, out.sequences[i, width:].tolist(), returned_cache(out), i, width - len(row.ids), seconds)
-
-    def _pad_hits(self, rows: list[_Row], width: int) -> dict:
-        """The hits' non-pixel inputs as one left-padded batch (what the processor would give for their ids)."""
-        tokenizer = getattr(self.processor, "tokenizer", self.processor)
-        batch = {}
-        for key in rows[0].inputs:
-            if key in TOKEN_INPUTS:
-                fill = tokenizer.pad_token_id if TOKEN_INPUTS[key] is None else TOKEN_INPUTS[key]
-                batch[key] = torch.cat([torch.nn.functional.pad(r.inputs[key], (width - r.inputs[key].shape[1], 0),
-                                                                value=fill) for r in rows])  # fmt: skip
-            elif key in IMAGE_INPUTS:
-                batch[key] = torch.cat([r.inputs[key] for r in rows])
-        return batch
 
     @staticmethod
     def _guarded(step, row: _Row) -> None:
@@ -216,8 +198,8 @@ class PerceiverEngine:
         inputs = row.inputs
         if row.cache is not None:
             inputs = {k: v for k, v in inputs.items() if k not in PIXEL_INPUTS}
-            _forget_positions(self.model)
-        inputs = _to_device(inputs, self.model)
+            forget_positions(self.model)
+        inputs = to_device(inputs, self.model)
         started = time.perf_counter()
         out = self._generate(inputs, row.request.max_new_tokens, [row.request.cancel], row.cache)
         seconds = time.perf_counter() - started
@@ -233,7 +215,7 @@ class PerceiverEngine:
             row.ids = inputs["input_ids"][i][inputs["attention_mask"][i].bool()].tolist()
         started = time.perf_counter()
         try:
-            out = self._generate(_to_device(dict(inputs), self.model), max(r.request.max_new_tokens for r in rows),
+            out = self._generate(to_device(dict(inputs), self.model), max(r.request.max_new_tokens for r in rows),
                                  [r.request.cancel for r in rows])  # fmt: skip
         except Exception as exc:  # noqa: BLE001
             if len(rows) == 1:
@@ -282,7 +264,7 @@ class PerceiverEngine:
 
     def _generate(self, inputs: dict, max_new_tokens: int, cancels: list, cache=None):
         if "mm_token_type_ids" in inputs:
-            _forget_positions(self.model)
+            forget_positions(self.model)
         return self.model.generate(
             **inputs, **cache_kwargs(cache), max_new_tokens=max_new_tokens, do_sample=False,
             temperature=None, top_p=None, top_k=None, return_dict_in_generate=True,
@@ -311,20 +293,3 @@ class PerceiverEngine:
             if token in eos:
                 return tokens[: j + 1]
         return tokens[:limit]
-
-
-def _to_device(inputs: dict, model) -> dict:
-    out = {}
-    for key, value in inputs.items():
-        if isinstance(value, torch.Tensor):
-            value = value.to(model.device)
-            value = value.to(model.dtype) if value.is_floating_point() else value
-        out[key] = value
-    return out
-
-
-def _forget_positions(model) -> None:
-    """Qwen-VL models keep the last prompt's rope offsets on the model; a new prompt must recompute them."""
-    inner = getattr(model, "model", None)
-    if inner is not None and hasattr(inner, "rope_deltas"):
-        inner.rope_deltas = None
