@@ -6,14 +6,13 @@ the worker drains the queue: whatever arrived while the model was busy, plus wha
 with short gaps (for a bounded window, below), up to `max_batch`, goes into one call.
 Callers released by one batch come back in a burst (each does a little work between two model calls);
 waiting for the burst to end fills the next batch instead of splitting it, and a burst split in two stays
-split: every later round then runs two batches, paying the per-batch cost twice. So:
-- the window is measured against the model's own pace: when recent batches took up to T seconds, a gap of
-  T/10 and a window of T are worth waiting for (never less than `wait_s` and `max_wait_s`, never more than
-  4 x `max_wait_s`): on a slow or busy machine callers come back more slowly too;
-- a batch smaller than the largest of the last few waits for the rest of its window, gaps or not: the
-  callers that filled those batches are on their way back (in a pipeline of two models, some of them are in
-  the other model's batch), and this is what merges a split burst again.
-A lone caller (the last few batches held one request each and nothing else is queued) is served at once.
+split: every later round then runs two batches, paying the per-batch cost twice. The window is measured
+against the model's own pace: when recent batches took up to T seconds, a gap of T/10 and a window of T are
+worth waiting for (never less than `wait_s` and `max_wait_s`, never more than 4 x `max_wait_s`): on a slow or
+busy machine callers come back more slowly too, with fixed 10 ms gaps a burst split there. (Waiting out the
+window whenever a batch is smaller than recent ones merged split bursts under load, but cost a quiet 2-core
+machine a quarter of its concurrent throughput: measured, not kept.) A lone caller (the last few batches held
+one request each and nothing else is queued) is served at once.
 
 One bad request must fail alone, and the others must run once: a model call may have streamed text to
 its caller, so re-running a batch would send that text twice. `run` therefore returns, per item, its
@@ -34,7 +33,7 @@ from typing import Generic, TypeVar
 In = TypeVar("In")
 Out = TypeVar("Out")
 GAP_SHARE, WINDOW_SHARE, CEILING = 0.1, 1.0, 4.0  # of recent batches' time; of max_wait_s (see above)
-RECENT = 4  # batches that tell the pace and the size to expect
+RECENT = 4  # batches that tell the pace
 
 
 class RowError:
@@ -87,11 +86,9 @@ class MicroBatcher(Generic[In, Out]):
             batch = [self._queue.get()]
             alone = all(size == 1 for size in self.batch_sizes[-3:]) and self._queue.empty()
             gap, window = self.window()
-            expected = max(self.batch_sizes[-RECENT:], default=1)
             cap = time.monotonic() + (0.0 if alone else window)
             while len(batch) < self.max_batch:
-                left = cap - time.monotonic()
-                left = left if len(batch) < expected else min(gap, left)
+                left = min(gap, cap - time.monotonic())
                 if left <= 0:
                     break
                 try:
