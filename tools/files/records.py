@@ -41,7 +41,8 @@ class GroupAppender:
         self._queued: list[str] = []
         self._last = 0  # number of the last line queued (lines are numbered from 1, in queue order)
         self._taken = 0  # every line up to this number was written, or failed
-        self._failed: list[tuple[int, int, BaseException]] = []  # (first, last line, error) of failed writes
+        # failed writes not yet seen by all their lines' threads: [first, last line, error, threads still to see it]
+        self._failed: list[list] = []
 
     def append(self, line: str) -> None:
         with self._queue_lock:
@@ -55,10 +56,21 @@ class GroupAppender:
                 try:
                     append_lines(self.path, lines)
                 except BaseException as exc:
-                    self._failed.append((first, self._taken, exc))
-            error = next((exc for first, last, exc in self._failed if first <= mine <= last), None)
+                    self._failed.append([first, self._taken, exc, self._taken - first + 1])
+            error = self._failure_of(mine)
         if error is not None:
             raise error
+
+    def _failure_of(self, line: int) -> BaseException | None:
+        """The error of the failed write that held `line`, if any; an entry goes once each of its lines saw it
+        (the caller holds the write lock), so a file that keeps failing cannot grow this list."""
+        for entry in self._failed:
+            if entry[0] <= line <= entry[1]:
+                entry[3] -= 1
+                if entry[3] == 0:
+                    self._failed.remove(entry)
+                return entry[2]
+        return None
 
 
 def read_lines(path: Path, repair: bool = False) -> list[str]:
