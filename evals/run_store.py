@@ -36,6 +36,7 @@ class RunStore:
         self._writing: set[str] = set()  # records being written (claimed, not yet on disk)
         self._appender = GroupAppender(self.records_path)
         self.retry_errors = True
+        self._resolved_root: Path | None = None
 
     @property
     def records_path(self) -> Path:
@@ -104,7 +105,9 @@ class RunStore:
 
     def write_trace(self, relative: str, text: str) -> None:
         path = self.root / relative
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        if self._resolved_root is None:  # resolved once: every sample writes a trace
+            self._resolved_root = self.root.resolve()
+        if not path.resolve().is_relative_to(self._resolved_root):
             raise RunFolderError(f"refusing to write '{relative}' outside the run folder '{self.root}'")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

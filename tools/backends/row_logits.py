@@ -73,26 +73,63 @@ class RowLogits(LogitsProcessor):
         self.eos_id = eos_id
         self.cancels = cancels or [None] * len(rows)
         self.prefixes = prefixes or [[] for _ in rows]
+        self.keys = [_share_key(processors, sampler) for processors, sampler in zip(rows, samplers)]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """Every step, for every row: so a row with nothing to do costs no tensor operation (a batch of 16 rows
-        would otherwise pay 16 slices and copies per token), and in-place processors are not copied back."""
+        would otherwise pay 16 slices and copies per token), and in-place processors are not copied back.
+        Rows whose processors are alike (the same thinking budget and NoWait, no sampler, no extra processor:
+        an eval's rows) are processed in one call per step, not one per row; each row's scores are the same
+        either way, since those processors treat every row on its own."""
         step = input_ids.shape[1] - self.prompt_length
+        shared: dict[tuple, list[int]] = {}
         for i, processors in enumerate(self.rows):
             cancel = self.cancels[i]
             if step >= self.limits[i] or (cancel is not None and cancel.is_set()):
                 scores[i : i + 1] = force(scores[i : i + 1], self.eos_id)
             elif step < len(self.prefixes[i]):
                 scores[i : i + 1] = force(scores[i : i + 1], self.prefixes[i][step])
+            elif self.keys[i] is not None:
+                shared.setdefault(self.keys[i], []).append(i)
             elif processors or self.samplers[i] is not None:
-                view = row = scores[i : i + 1]
-                for processor in processors:
-                    row = processor(input_ids[i : i + 1], row)
-                if self.samplers[i] is not None:
-                    row = self.samplers[i](row)
-                if row is not view:  # a processor that changes the scores in place returns them as it got them
-                    scores[i : i + 1] = row
+                self._own(i, input_ids, scores)
+        for indices in shared.values():
+            self._together(indices, input_ids, scores)
         return scores
+
+    def _own(self, i: int, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> None:
+        view = row = scores[i : i + 1]
+        for processor in self.rows[i]:
+            row = processor(input_ids[i : i + 1], row)
+        if self.samplers[i] is not None:
+            row = self.samplers[i](row)
+        if row is not view:  # a processor that changes the scores in place returns them as it got them
+            scores[i : i + 1] = row
+
+    def _together(self, indices: list[int], input_ids: torch.LongTensor, scores: torch.FloatTensor) -> None:
+        """The shared processors of rows `indices`, in one call (on a slice when the rows are contiguous)."""
+        first, last = indices[0], indices[-1] + 1
+        if last - first == len(indices):
+            view = part = scores[first:last]
+            for processor in self.rows[first]:
+                part = processor(input_ids[first:last], part)
+            if part is not view:
+                scores[first:last] = part
+            return
+        index = torch.tensor(indices, device=scores.device)
+        part = scores.index_select(0, index)
+        for processor in self.rows[first]:
+            part = processor(input_ids.index_select(0, index), part)
+        scores.index_copy_(0, index, part)
+
+
+def _share_key(processors: list, sampler) -> tuple | None:
+    """What makes a row's processing shareable with other rows': every processor says how (`share_key`), and
+    it has no sampler of its own; None for a row processed alone (a row with no processors has nothing to do)."""
+    if sampler is not None or not processors:
+        return None
+    keys = [getattr(processor, "share_key", None) for processor in processors]
+    return None if any(key is None for key in keys) else tuple(keys)
 
 
 class CancelRows(LogitsProcessor):

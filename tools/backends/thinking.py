@@ -98,6 +98,11 @@ class ThinkingBudgetProcessor:
         self.newline_id = newline_id
         self.end_think_id = end_think_id
 
+    @property
+    def share_key(self) -> tuple:
+        """Rows whose processors have equal keys are processed in one call (tools/backends/row_logits.py)."""
+        return ("budget", self.budget, self.prompt_length, self.newline_id, self.end_think_id)
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         import torch
 
@@ -134,6 +139,7 @@ class SuppressTokensProcessor:
         import torch
 
         self.token_ids = torch.tensor(sorted(set(token_ids)), dtype=torch.long)
+        self.share_key = ("suppress", *self.token_ids.tolist())
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.token_ids.numel():
