@@ -129,10 +129,14 @@ class PrefixCache:
         self._index.remove(key[0], key)
 
 
-def to_dynamic_cache(layers: Layers):
+def to_dynamic_cache(layers: Layers, reserve: int | None = None):
+    """A DynamicCache holding `layers`; with `reserve`, one whose layers have room for that many more positions
+    and write each step in place (tools/backends/growing_cache.py)."""
     from transformers import DynamicCache
 
-    cache = DynamicCache()
+    from tools.backends.growing_cache import growing_cache
+
+    cache = DynamicCache() if reserve is None else growing_cache(reserve)
     for index, (keys, values) in enumerate(layers):
         cache.update(keys, values, index)
     return cache
@@ -143,14 +147,16 @@ def cache_layers(cache) -> Layers:
     return [(layer.keys, layer.values) for layer in cache.layers if getattr(layer, "is_initialized", True)]
 
 
-def shared_prefix_cache(layers: list[Layers], cached: list[int], lengths: list[int], width: int):
+def shared_prefix_cache(layers: list[Layers], cached: list[int], lengths: list[int], width: int,
+                        new_tokens: int | None = None):
     """One cache for the rows of a left-padded batch, and how many cached tokens each row keeps.
 
     Row i (a prompt of lengths[i] tokens, padded on the left to `width`) has keys/values for its first
     cached[i] tokens. The batched cache is as long as every row's cached prefix reaches in the padded layout
     (rows end together there, so their caches end close together too); each row keeps the part of its cache
     below that length and `generate` computes the rest, for all rows in one prefill. None when some row has
-    nothing cached at the start of the layout.
+    nothing cached at the start of the layout. With `new_tokens` (the batch's token limit), the cache has room
+    for the rest of the prompts and those tokens, written in place (tools/backends/growing_cache.py).
     """
     length = min(width - n + c for n, c in zip(lengths, cached))
     shaped = next((row for row in layers if row), None)
@@ -159,10 +165,11 @@ def shared_prefix_cache(layers: list[Layers], cached: list[int], lengths: list[i
     kept = [max(0, length - (width - n)) for n in lengths]
     empty = [(k[:, :, :0], v[:, :, :0]) for k, v in shaped]
     cut = [[(k[:, :, :m], v[:, :, :m]) for k, v in (row or empty)] for row, m in zip(layers, kept)]
-    return stack_left_padded(cut, length), kept
+    reserve = None if new_tokens is None else width - length + new_tokens + 1
+    return stack_left_padded(cut, length, reserve), kept
 
 
-def stack_left_padded(rows: list[Layers], length: int):
+def stack_left_padded(rows: list[Layers], length: int, reserve: int | None = None):
     """One batched cache of `length` positions from single-row caches, each left-padded with zeros.
 
     The padded positions are masked by the attention mask the caller passes to `generate`.
@@ -172,7 +179,7 @@ def stack_left_padded(rows: list[Layers], length: int):
         keys = [_left_pad(row[layer][0], length) for row in rows]
         values = [_left_pad(row[layer][1], length) for row in rows]
         stacked.append((torch.cat(keys), torch.cat(values)))
-    return to_dynamic_cache(stacked)
+    return to_dynamic_cache(stacked, reserve)
 
 
 def _left_pad(tensor: torch.Tensor, length: int) -> torch.Tensor:

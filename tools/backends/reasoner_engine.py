@@ -32,6 +32,7 @@ from tools.backends.base import Cancelled, ReasonRequest, check_cancel
 from tools.backends.batcher import MicroBatcher, RowError
 from tools.backends.chat_template import render_reasoner_prompt
 from tools.backends.compat import cache_kwargs, returned_cache
+from tools.backends.growing_cache import growing_cache, supports_growing
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, shared_prefix_cache, to_dynamic_cache
 from tools.backends.options import EngineOptions, model_batcher
 from tools.backends.row_logits import RowLogits, RowSampler
@@ -94,6 +95,7 @@ class ReasonerEngine:
         self.batcher: MicroBatcher = model_batcher(self._run, model, options, "reasoner-batcher")
         self.eos_ids = stop_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.growing = supports_growing(model.config)
 
     def generate(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated]:
         """Run (request, extra logits processors) jobs, batched with other callers' jobs."""
@@ -163,11 +165,16 @@ class ReasonerEngine:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _batched_cache(self, rows: list[_Row], width: int):
-        """The rows' caches as one (kv_cache.shared_prefix_cache); each row's `cached` becomes what it reuses."""
+    def _batched_cache(self, rows: list[_Row], width: int, new_tokens: int):
+        """The rows' caches as one (kv_cache.shared_prefix_cache); each row's `cached` becomes what it reuses.
+        Where the model allows, the cache writes each step in place (tools/backends/growing_cache.py), also
+        when nothing is cached: `generate` would otherwise make a cache that copies itself every step."""
         self._prefill_outliers(rows)
+        new_tokens = new_tokens if self.growing else None
         cache, kept = shared_prefix_cache([row.layers for row in rows], [row.covered for row in rows],
-                                          [len(row.prompt) for row in rows], width)  # fmt: skip
+                                          [len(row.prompt) for row in rows], width, new_tokens)  # fmt: skip
+        if cache is None and new_tokens is not None:
+            cache = growing_cache(new_tokens + 1)
         for row, n in zip(rows, kept):
             row.cached = min(row.cached, n)
             self.cache.stats.reused_tokens += row.cached
@@ -204,7 +211,7 @@ class ReasonerEngine:
             cancels=[row.request.cancel for row in rows],
             prefixes=[list(tokens) for tokens in replay] if replay else None,
         )
-        cache = self._batched_cache(rows, width)
+        cache = self._batched_cache(rows, width, max(limits))
         out = self.model.generate(
             input_ids=input_ids.to(device), attention_mask=mask.to(device), streamer=streamer, **cache_kwargs(cache),
             logits_processor=[processor], max_new_tokens=max(limits), do_sample=False,
