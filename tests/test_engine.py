@@ -129,6 +129,23 @@ def test_rows_with_different_cached_prefixes_share_one_prefill(tiny):
     assert outs[0].cached_tokens >= out.prompt_tokens, "the conversation still reuses its whole first turn"
 
 
+def test_a_prefix_shared_by_new_prompts_of_one_batch_is_computed_once(tiny):
+    """Four first turns behind one long system prompt, nothing cached: the system prompt's tokens are computed
+    once for the batch (not once per row), and every output still equals plain `generate`."""
+    reasoner = TransformersReasoner(str(tiny.reasoner), CPU)
+    system = Message("system", "You are a careful visual assistant. " * 12)
+    batch = [ReasonRequest(messages=(system, Message("user", q)), settings=GREEDY) for q in QUESTIONS]
+    tokenizer, _ = reasoner.load()
+    lengths = [len(tokenizer(reasoner.render(r), add_special_tokens=False)["input_ids"]) for r in batch]
+    with counting_forwards(reasoner) as shapes:
+        outs = reasoner.reason(batch)
+    computed = sum(rows * length for rows, length in shapes if length > 1)
+    shared = min(lengths) - 20  # the system prompt and template around it: well over 64 tokens
+    assert shared > 64 and reasoner.engine.batcher.batch_sizes[-1] == 4
+    assert computed < sum(lengths) - 2 * shared, "the shared prefix was computed once, not per row"
+    assert [o.raw for o in outs] == [reference_reason(reasoner, r) for r in batch]
+
+
 def test_a_row_with_a_long_uncached_prompt_is_prefilled_on_its_own(tiny):
     """Three follow-ups (a few new tokens each) and one long new prompt: the long one is prefilled alone, so
     the batched prefill pads the follow-ups to their own few tokens, not to its hundreds; outputs unchanged."""

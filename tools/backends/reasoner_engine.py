@@ -41,6 +41,7 @@ from tools.backends.thinking import thinking_processors
 
 REASONER_NAMESPACE = "reasoner"
 OUTLIER, OUTLIER_SLACK = 4, 16  # a row's uncached tokens beyond 4 x the batch's median + 16: prefilled alone
+SHARE_MIN = 64  # a batch's shared prompt prefix is computed once when rows lack more than this many of its tokens
 log = logging.getLogger(__name__)
 
 
@@ -114,8 +115,27 @@ class ReasonerEngine:
         results: list = [None] * len(jobs)
         rows = [row for row in (self._setup_row(i, job, results) for i, job in enumerate(jobs)) if row is not None]
         if rows:
+            self._share_prefix(rows)
             self._generate_rows(rows, results, started)
         return results
+
+    def _share_prefix(self, rows: list[_Row]) -> None:
+        """Compute once the prefix every prompt of the batch shares, where rows lack it: concurrent first turns
+        (an eval's first samples, a server's first clients) share a long system prompt, and no row can reuse
+        another's cache before anything is stored, so each would compute it. The rows then start from it as
+        from a cache hit (their `cached`, what was reused from earlier requests, is left as it was)."""
+        common = min(shared_length([row.prompt for row in rows]), min(len(row.prompt) for row in rows) - 1)
+        lacking = [row for row in rows if row.covered < common - SHARE_MIN]
+        if len(lacking) < 2 or not self.cache.enabled:
+            return
+        source = max(lacking, key=lambda row: row.covered)
+        cache = to_dynamic_cache([(k[:, :, : source.covered], v[:, :, : source.covered]) for k, v in source.layers])
+        ids = torch.tensor([source.prompt[source.covered : common]], device=self.model.device)
+        with torch.inference_mode():
+            self.model(input_ids=ids, use_cache=True, **cache_kwargs(cache))
+        layers = cache_layers(cache)
+        for row in lacking:
+            row.layers, row.covered = layers, common
 
     def _setup_row(self, index: int, job: _Job, results: list) -> _Row | None:
         """Everything of one row that can fail on its own (a bad setting, a prompt the template rejects, a
@@ -243,6 +263,18 @@ class ReasonerEngine:
             return
         kept = sequence[:-1]
         self.cache.store(REASONER_NAMESPACE, kept, row_slice(batched, row, pad, pad + len(kept)))
+
+
+def shared_length(prompts: list[list[int]]) -> int:
+    """How many leading tokens every prompt has in common."""
+    first = prompts[0]
+    length = min(len(p) for p in prompts)
+    for prompt in prompts[1:]:
+        n = 0
+        while n < length and prompt[n] == first[n]:
+            n += 1
+        length = n
+    return length
 
 
 def stop_ids(tokenizer, model) -> list[int]:
