@@ -21,6 +21,7 @@ from evals.report import Report, build_report, write_report
 from evals.runner import EvalPlan, WorkItem, plan_work, run_item
 from evals.run_store import RunStore
 from graphs.api import ExtractThink
+from tools.long_lived import freeze_long_lived
 
 
 @dataclass
@@ -43,9 +44,13 @@ class SampleState(TypedDict):
 
 
 def load(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
+    """The work not done yet; the models and items, alive for the whole run, are then kept out of the garbage
+    collector's full passes (tools/long_lived.py)."""
     ctx = runtime.context
     items = plan_work(ctx.plan, ctx.store, ctx.agent)
-    return {"items": items, "already_done": len(ctx.store.load())}
+    done = len(ctx.store.load())
+    freeze_long_lived()
+    return {"items": items, "already_done": done}
 
 
 def fan_out(state: EvalState) -> list[Send] | str:

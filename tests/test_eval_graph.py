@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -87,7 +88,10 @@ def test_all_regimes_scored_and_reported(tmp_path, data, tiny):
 def test_rerun_skips_done_and_other_settings_are_refused(tmp_path, data, tiny):
     plan = plan_for(tmp_path, data, tiny, modes=["direct"], limit=3)
     agent = ExtractThink(reasoner=plan.reasoner, perceiver=plan.perceiver, device="cpu")
+    agent.load_models("direct")
+    gc.unfreeze()
     run(plan, agent)
+    assert gc.get_freeze_count() > 100_000, "the loaded models are kept out of the GC's full passes"
     first = read_records(plan.out)
     assert len(first) == 6  # 3 per benchmark, stratified
     updates = run(plan, agent)

@@ -12,7 +12,12 @@ worth waiting for (never less than `wait_s` and `max_wait_s`, never more than 4 
 busy machine callers come back more slowly too, with fixed 10 ms gaps a burst split there. (Waiting out the
 window whenever a batch is smaller than recent ones merged split bursts under load, but cost a quiet 2-core
 machine a quarter of its concurrent throughput: measured, not kept.) A lone caller (the last few batches held
-one request each and nothing else is queued) is served at once.
+one request each and nothing else is queued) is served at once, unless the model was idle for IDLE_S: then the
+request may be the first of a burst (an eval going from one sample at a time to sixteen, clients arriving
+together), and taking it alone would split that burst for good. Its batch closes once no request came for
+half of `max_wait_s`, or `max_wait_s` after it opened: the callers of a burst start one after the other (each
+loads its sample first), and a 10 ms gap between two of them split the burst in measured runs. A lone caller
+pays that wait once per idle spell (50 ms by default), not per call.
 
 One bad request must fail alone, and the others must run once: a model call may have streamed text to
 its caller, so re-running a batch would send that text twice. `run` therefore returns, per item, its
@@ -34,6 +39,7 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 GAP_SHARE, WINDOW_SHARE, CEILING = 0.1, 1.0, 4.0  # of recent batches' time; of max_wait_s (see above)
 RECENT = 4  # batches that tell the pace
+IDLE_S = 0.25  # a request after this long without a batch may open a burst: it waits `wait_s` for company
 
 
 class RowError:
@@ -59,6 +65,7 @@ class MicroBatcher(Generic[In, Out]):
         self.run_seconds: list[float] = []  # how long each batch took: the scale of the batching window
         self._queue: queue.Queue[tuple[In, Future]] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._last_end = float("-inf")  # when the last batch ended
         self._lock = threading.Lock()
 
     def submit(self, items: Sequence[In]) -> list[Out]:
@@ -84,8 +91,9 @@ class MicroBatcher(Generic[In, Out]):
             self.on_start()
         while True:
             batch = [self._queue.get()]
-            alone = all(size == 1 for size in self.batch_sizes[-3:]) and self._queue.empty()
-            gap, window = self.window()
+            idle = time.monotonic() - self._last_end > IDLE_S
+            alone = all(size == 1 for size in self.batch_sizes[-3:]) and self._queue.empty() and not idle
+            gap, window = (self.max_wait_s / 2, self.max_wait_s) if idle else self.window()
             cap = time.monotonic() + (0.0 if alone else window)
             while len(batch) < self.max_batch:
                 left = min(gap, cap - time.monotonic())
@@ -113,7 +121,8 @@ class MicroBatcher(Generic[In, Out]):
                 future.set_exception(exc)
             return
         finally:
-            self.run_seconds.append(time.monotonic() - started)
+            self._last_end = time.monotonic()
+            self.run_seconds.append(self._last_end - started)
         for (_, future), result in zip(batch, results):
             if isinstance(result, RowError):
                 future.set_exception(result.error)

@@ -1,0 +1,47 @@
+"""The micro-batcher's window: a burst that starts after an idle spell is gathered whole.
+
+The batcher is the logic under test here, so its work is a plain function (each item's result is the batch
+it ran in); the engines' own tests run it with real models.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tools.backends.batcher import IDLE_S, MicroBatcher
+
+
+def sized(items: list) -> list:
+    time.sleep(0.02)  # a model call takes time: callers arriving meanwhile queue up
+    return [len(items)] * len(items)
+
+
+def test_a_burst_after_an_idle_spell_is_not_split_by_its_first_request():
+    """After one-at-a-time calls (where a lone request is served at once), the model idles; then eight callers
+    start one after the other, 5 ms apart (each loads its sample first). Taking the first one alone would split
+    them into 1 + 7, and the two groups would then stay apart for the rest of the run."""
+    batcher = MicroBatcher(sized, max_batch=16, wait_s=0.01, max_wait_s=0.1)
+    for _ in range(3):
+        assert batcher.submit([0]) == [1]
+    time.sleep(IDLE_S + 0.1)
+    results: list = [None] * 8
+
+    def call(i: int) -> None:
+        results[i] = batcher.submit([i])[0]
+
+    threads = []
+    for i in range(8):
+        threads.append(threading.Thread(target=call, args=(i,)))
+        threads[-1].start()
+        time.sleep(0.005)
+    for thread in threads:
+        thread.join()
+    assert batcher.batch_sizes[3:] == [8] and results == [8] * 8
+
+
+def test_one_at_a_time_callers_are_still_served_alone():
+    batcher = MicroBatcher(sized, max_batch=16, wait_s=0.01, max_wait_s=0.1)
+    for _ in range(6):
+        assert batcher.submit([0]) == [1]
+    assert batcher.batch_sizes == [1] * 6
