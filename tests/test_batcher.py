@@ -45,3 +45,23 @@ def test_one_at_a_time_callers_are_still_served_alone():
     for _ in range(6):
         assert batcher.submit([0]) == [1]
     assert batcher.batch_sizes == [1] * 6
+
+
+def test_a_batch_as_large_as_the_recent_ones_closes_without_waiting_out_the_gap():
+    """Rounds of four callers arriving together: once a batch of four ran, the next round's batch closes as soon
+    as its fourth request is in, instead of waiting for a gap in which no one else comes."""
+    batcher = MicroBatcher(sized, max_batch=16, wait_s=0.5, max_wait_s=1.0)
+
+    def round_of_four() -> float:
+        started = time.monotonic()
+        threads = [threading.Thread(target=batcher.submit, args=([i],)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.monotonic() - started
+
+    first = round_of_four()  # no history: the batch waits out the 0.5 s gap
+    second = round_of_four()
+    assert batcher.batch_sizes == [4, 4]
+    assert first >= 0.5 and second < 0.3

@@ -11,13 +11,17 @@ against the model's own pace: when recent batches took up to T seconds, a gap of
 worth waiting for (never less than `wait_s` and `max_wait_s`, never more than 4 x `max_wait_s`): on a slow or
 busy machine callers come back more slowly too, with fixed 10 ms gaps a burst split there. (Waiting out the
 window whenever a batch is smaller than recent ones merged split bursts under load, but cost a quiet 2-core
-machine a quarter of its concurrent throughput: measured, not kept.) A lone caller (the last few batches held
-one request each and nothing else is queued) is served at once, unless the model was idle for IDLE_S: then the
-request may be the first of a burst (an eval going from one sample at a time to sixteen, clients arriving
-together), and taking it alone would split that burst for good. Its batch closes once no request came for
-half of `max_wait_s`, or `max_wait_s` after it opened: the callers of a burst start one after the other (each
-loads its sample first), and a 10 ms gap between two of them split the burst in measured runs. A lone caller
-pays that wait once per idle spell (50 ms by default), not per call.
+machine a quarter of its concurrent throughput: measured, not kept.)
+
+Three cases skip or change that wait:
+- a batch that holds as many requests as the largest recent one closes at once: the whole burst is there,
+  and waiting out the gap for no one cost an eval at concurrency 16 two gaps a round, about 8% of its time;
+- a lone caller (the last few batches held one request each and nothing else is queued) is served at once;
+- after IDLE_S without a batch, a request may be the first of a burst (an eval going from one sample at a
+  time to sixteen, clients arriving together), and taking it alone would split that burst for good. Its batch
+  closes once no request came for half of `max_wait_s`, or `max_wait_s` after it opened: a burst's callers
+  start one after the other (each loads its sample first), and a 10 ms gap between two of them split the
+  burst in measured runs. A lone caller pays that wait once per idle spell (50 ms by default), not per call.
 
 One bad request must fail alone, and the others must run once: a model call may have streamed text to
 its caller, so re-running a batch would send that text twice. `run` therefore returns, per item, its
@@ -95,7 +99,10 @@ class MicroBatcher(Generic[In, Out]):
             alone = all(size == 1 for size in self.batch_sizes[-3:]) and self._queue.empty() and not idle
             gap, window = (self.max_wait_s / 2, self.max_wait_s) if idle else self.window()
             cap = time.monotonic() + (0.0 if alone else window)
+            cohort = 0 if idle else max(self.batch_sizes[-RECENT:], default=0)
             while len(batch) < self.max_batch:
+                if len(batch) >= cohort > 1 and self._queue.empty():
+                    break  # as many as the recent batches held: everyone is here, the gap would be waited for no one
                 left = min(gap, cap - time.monotonic())
                 if left <= 0:
                     break
