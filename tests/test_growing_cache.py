@@ -68,6 +68,16 @@ def test_steps_are_written_in_place_within_the_reserve(model):
     assert torch.equal(keys[:, :, -20:], torch.ones(4, 2, 20, 16))
 
 
+def test_room_is_a_quarter_more_not_the_whole_token_limit(model):
+    """A 4096-token limit must not make every row hold 4096 positions from its first step (on a GPU, gigabytes for
+    rows that stop early): room grows by a quarter (64 positions at least), capped by the limit."""
+    ids, mask = batch(length=400)
+    _, cache = greedy(model, growing_cache(4096), ids, mask, steps=1)
+    assert cache.layers[0]._key_buffer.shape[-2] == 400 + 100
+    _, small = greedy(model, growing_cache(8), ids, mask, steps=1)
+    assert small.layers[0]._key_buffer.shape[-2] == 400 + 8
+
+
 def test_a_cache_built_from_stored_keys_never_writes_into_them(model):
     ids, mask = batch(rows=1)
     _, stored = greedy(model, DynamicCache(), ids, mask, steps=2)
