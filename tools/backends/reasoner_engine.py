@@ -131,8 +131,12 @@ class ReasonerEngine:
         source = max(lacking, key=lambda row: row.covered)
         cache = to_dynamic_cache([(k[:, :, : source.covered], v[:, :, : source.covered]) for k, v in source.layers])
         ids = torch.tensor([source.prompt[source.covered : common]], device=self.model.device)
-        with torch.inference_mode():
-            self.model(input_ids=ids, use_cache=True, **cache_kwargs(cache))
+        try:
+            with torch.inference_mode():
+                self.model(input_ids=ids, use_cache=True, **cache_kwargs(cache))
+        except Exception as exc:  # noqa: BLE001 - an optimisation only: each row then computes the prefix itself
+            log.warning("computing the batch's shared prefix failed (%s); each row computes it", exc)
+            return
         layers = cache_layers(cache)
         for row in lacking:
             row.layers, row.covered = layers, common
