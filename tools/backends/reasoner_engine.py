@@ -32,6 +32,7 @@ from tools.backends.base import Cancelled, ReasonRequest, check_cancel
 from tools.backends.batcher import MicroBatcher, RowError
 from tools.backends.chat_template import render_reasoner_prompt
 from tools.backends.compat import cache_kwargs, returned_cache
+from tools.backends.decode_mask import use_decode_step_mask
 from tools.backends.growing_cache import growing_cache, supports_growing
 from tools.backends.kv_cache import PrefixCache, cache_layers, row_slice, shared_prefix_cache, to_dynamic_cache
 from tools.backends.options import EngineOptions, model_batcher
@@ -97,6 +98,7 @@ class ReasonerEngine:
         self.eos_ids = stop_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self.growing = supports_growing(model.config)
+        use_decode_step_mask(model)  # a padded batch's decode steps take the padding mask as it is
 
     def generate(self, jobs: list[tuple[ReasonRequest, list]]) -> list[Generated]:
         """Run (request, extra logits processors) jobs, batched with other callers' jobs."""
