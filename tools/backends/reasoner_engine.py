@@ -23,6 +23,7 @@ caller is sent the same text twice.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -272,15 +273,9 @@ class ReasonerEngine:
 
 
 def shared_length(prompts: list[list[int]]) -> int:
-    """How many leading tokens every prompt has in common."""
-    first = prompts[0]
-    length = min(len(p) for p in prompts)
-    for prompt in prompts[1:]:
-        n = 0
-        while n < length and prompt[n] == first[n]:
-            n += 1
-        length = n
-    return length
+    """How many leading tokens every prompt has in common (the smallest and largest prompt in list order
+    share exactly what all of them share, so only those two are walked)."""
+    return len(os.path.commonprefix(prompts))
 
 
 def stop_ids(tokenizer, model) -> list[int]:
