@@ -65,3 +65,13 @@ def test_a_batch_as_large_as_the_recent_ones_closes_without_waiting_out_the_gap(
     second = round_of_four()
     assert batcher.batch_sizes == [4, 4]
     assert first >= 0.5 and second < 0.3
+
+
+def test_the_batch_history_is_bounded(monkeypatch):
+    from tools.backends import batcher as module
+
+    monkeypatch.setattr(module, "HISTORY", 5)
+    batcher = MicroBatcher(lambda items: items, max_batch=4, wait_s=0.001, max_wait_s=0.002)
+    for i in range(40):
+        batcher.submit([i])
+    assert len(batcher.batch_sizes) <= 10 and len(batcher.run_seconds) == len(batcher.batch_sizes)

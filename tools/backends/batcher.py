@@ -43,6 +43,7 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 GAP_SHARE, WINDOW_SHARE, CEILING = 0.1, 1.0, 4.0  # of recent batches' time; of max_wait_s (see above)
 RECENT = 4  # batches that tell the pace
+HISTORY = 4096  # batch sizes and times kept for benchmarks and tests (trimmed at twice this)
 IDLE_S = 0.25  # a request after this long without a batch may open a burst: it waits `wait_s` for company
 
 
@@ -65,8 +66,8 @@ class MicroBatcher(Generic[In, Out]):
         self.max_wait_s = max_wait_s
         self.name = name
         self.on_start = on_start  # runs once in the worker thread (per-thread settings such as CPU threads)
-        self.batch_sizes: list[int] = []  # every batch run, for benchmarks and tests
-        self.run_seconds: list[float] = []  # how long each batch took: the scale of the batching window
+        self.batch_sizes: list[int] = []  # the batches run (the last HISTORY at least), for benchmarks and tests
+        self.run_seconds: list[float] = []  # how long each took: the scale of the batching window
         self._queue: queue.Queue[tuple[In, Future]] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._last_end = float("-inf")  # when the last batch ended
@@ -130,6 +131,8 @@ class MicroBatcher(Generic[In, Out]):
         finally:
             self._last_end = time.monotonic()
             self.run_seconds.append(self._last_end - started)
+            if len(self.batch_sizes) > 2 * HISTORY:  # a server runs for days: keep the recent ones only
+                del self.batch_sizes[:-HISTORY], self.run_seconds[:-HISTORY]
         for (_, future), result in zip(batch, results):
             if isinstance(result, RowError):
                 future.set_exception(result.error)
