@@ -30,6 +30,7 @@ from graphs.conversation import (
     ChatTurn,
     Token,
     TurnSettings,
+    close_checkpointer,
     memory_checkpointer,
     open_checkpointer,
     run_turn,
@@ -63,7 +64,8 @@ class ExtractThink:
         engine = engine or EngineOptions()
         self.reasoner = shared_reasoner(reasoner, placement, engine) if isinstance(reasoner, str) else reasoner
         self.perceiver = shared_perceiver(perceiver, placement, engine) if isinstance(perceiver, str) else perceiver
-        self.checkpointer = open_checkpointer(checkpointer) if isinstance(checkpointer, (str, Path)) else checkpointer
+        self._owns_checkpointer = isinstance(checkpointer, (str, Path))  # opened here: closed by close()
+        self.checkpointer = open_checkpointer(checkpointer) if self._owns_checkpointer else checkpointer
         self._graph = None
         self._turns: dict[str, TurnSettings] = {}
 
@@ -136,6 +138,21 @@ class ExtractThink:
                 self.checkpointer = memory_checkpointer()
             self._graph = assistant.build().compile(checkpointer=self.checkpointer)
         return self._graph
+
+    def close(self) -> None:
+        """Release the conversation store this object opened from a path or URL: a Postgres pool keeps
+        connections and a background thread until closed, and a long-lived process that makes one ExtractThink
+        per tenant or job would otherwise gather them. A checkpointer passed in as an object is its owner's to
+        close; the models stay loaded (other ExtractThinks in the process share them)."""
+        if self._owns_checkpointer:
+            self._owns_checkpointer = False
+            close_checkpointer(self.checkpointer)
+
+    def __enter__(self) -> ExtractThink:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def load_models(self, mode: str) -> None:
         """Load the models a mode needs before it starts, so a bad model fails before any work is done."""

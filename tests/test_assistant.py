@@ -190,3 +190,17 @@ def test_allowed_models_limit_what_a_context_can_name(monkeypatch):
     assert allowed(None) is None
     with pytest.raises(InputError, match="not allowed"):
         allowed("http://169.254.169.254/v1")
+
+
+def test_close_releases_the_store_it_opened_and_leaves_a_passed_one_open(tiny, image_path, tmp_path):
+    import sqlite3
+
+    owned = agent_with(tiny, Script("Answer: red"), checkpointer=tmp_path / "owned.sqlite")
+    assert owned.chat("What colour?", [image_path], thread_id="t", settings=FAST).reply == "Answer: red"
+    owned.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        owned.checkpointer.conn.execute("SELECT 1")
+    passed = sqlite_checkpointer(tmp_path / "passed.sqlite")
+    with agent_with(tiny, Script("Answer: blue"), checkpointer=passed) as agent:
+        assert agent.chat("What colour?", [image_path], thread_id="t", settings=FAST).reply == "Answer: blue"
+    assert passed.conn.execute("SELECT 1").fetchone() == (1,), "a checkpointer passed in is its owner's to close"

@@ -274,3 +274,17 @@ def test_server_stopped_mid_turn_fails_that_turn_and_keeps_the_earlier_ones(pg, 
     again = agent.chat("Are you back?", thread_id="t", settings=FAST)  # the same process: its pool reconnects
     assert again.error is None and again.reply == "Answer: back again"
     assert texts(thread_messages(db, "t"))[-1] == ("ai", "Answer: back again")
+
+
+def test_close_releases_the_pool_it_opened_and_the_thread_stays(pg, tiny, image_path):
+    """A process that makes an ExtractThink per job must get the pool's connections and thread back."""
+    db = pg.new_database("closing")
+    reasoner = TransformersReasoner(str(tiny.reasoner), extra_logits_processors=Script("Answer: red"))
+    with ExtractThink(reasoner=reasoner, perceiver=str(tiny.perceivers["llava_onevision"]), device="cpu",
+                      checkpointer=db) as agent:  # fmt: skip
+        assert agent.chat("What colour?", [image_path], thread_id="t", settings=FAST).reply == "Answer: red"
+        pool = agent.checkpointer.conn
+        assert not pool.closed
+    assert pool.closed, "leaving the block closed the pool"
+    agent.close()  # a second close does nothing
+    assert ("ai", "Answer: red") in texts(thread_messages(db, "t"))
