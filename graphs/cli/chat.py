@@ -41,7 +41,7 @@ def chat_command(
 ) -> None:
     """Talk about images: follow-up questions reuse what the reasoner already saw."""
     from graphs.api import ExtractThink, InputError, resolve_models
-    from graphs.conversation import ConversationStoreError, open_checkpointer
+    from graphs.conversation import ConversationStoreError, close_checkpointer, open_checkpointer
     from tools.backends.loading import quiet_transformers
 
     if mode not in MODES:
@@ -59,7 +59,10 @@ def chat_command(
     except ConversationStoreError as exc:
         fail(str(exc), EXIT_MODEL)
     agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype, checkpointer=checkpointer)
-    Session(agent, thread, mode, settings, [str(p) for p in images or []]).run()
+    try:
+        Session(agent, thread, mode, settings, [str(p) for p in images or []]).run()
+    finally:
+        close_checkpointer(checkpointer)  # a Postgres pool's connections go back at once, not at the server's timeout
 
 
 class Session:
