@@ -62,7 +62,7 @@ def main() -> None:
                     print(f"{regime:<10} concurrency {concurrency:>3}: {n} samples in {seconds:6.1f}s = "
                           f"{n / seconds:6.2f} samples/s ({n / seconds / base:.1f}x); CPU {1000 * cpu / n:.0f} ms/sample",
                           flush=True)  # fmt: skip
-            if args.runs > 1:
+            if args.runs > 1 and len(args.concurrency) > 1:  # a speed-up needs a second level
                 print(median_line(regime, speedups), flush=True)
 
 
