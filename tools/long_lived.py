@@ -7,7 +7,9 @@ and came at a random point, so one run of 120 samples was 15% slower than the ne
 60 ms. Long-running processes do this once their start-up is done (vLLM freezes after its engine start-up).
 
 Called where the work starts (an eval's samples, a server's requests). Frozen objects are never collected, so
-a cycle among them that dies later stays in memory: it is done once per start, never per request.
+a cycle among them that dies later would stay in memory; each call therefore first hands back what the last one
+froze, so a process that starts many evals (LangGraph Server runs the eval graph per request) collects what
+died since. It is done once per start of work, never per request.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import gc
 
 
 def freeze_long_lived() -> None:
-    """Collect what is garbage now, then exempt everything still alive from later collections."""
+    """Collect what is garbage now (including what an earlier call froze), then exempt everything still alive
+    from later collections."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()

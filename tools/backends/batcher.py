@@ -44,7 +44,7 @@ Out = TypeVar("Out")
 GAP_SHARE, WINDOW_SHARE, CEILING = 0.1, 1.0, 4.0  # of recent batches' time; of max_wait_s (see above)
 RECENT = 4  # batches that tell the pace
 HISTORY = 4096  # batch sizes and times kept for benchmarks and tests (trimmed at twice this)
-IDLE_S = 0.25  # a request after this long without a batch may open a burst: it waits `wait_s` for company
+IDLE_S = 0.25  # a request after this long without a batch may open a burst: it waits for company (see above)
 
 
 class RowError:

@@ -273,8 +273,8 @@ class ReasonerEngine:
 
 
 def shared_length(prompts: list[list[int]]) -> int:
-    """How many leading tokens every prompt has in common (the smallest and largest prompt in list order
-    share exactly what all of them share, so only those two are walked)."""
+    """How many leading tokens every prompt has in common (`os.path.commonprefix` works on any sequences: it
+    walks only the lexicographically smallest and largest, which share exactly what all of them share)."""
     return len(os.path.commonprefix(prompts))
 
 
