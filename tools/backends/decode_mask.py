@@ -11,6 +11,8 @@ case (prefill, no padding, sliding windows, extra mask functions) goes to `sdpa_
 
 from __future__ import annotations
 
+from tools.backends import cascade_attention
+
 NAME = "xthink_sdpa"
 
 
@@ -29,6 +31,18 @@ def decode_step_mask(batch_size, q_length, kv_length, q_offset=0, kv_offset=0, m
                      local_size, **kwargs)  # fmt: skip
 
 
+def xthink_sdpa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers' SDPA, or at a decode step under `cascade_attention.shared_prefix` the cascade split."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    plan = cascade_attention.applies(query, key, attention_mask, kwargs) if dropout == 0.0 else None
+    if plan is not None:
+        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        return cascade_attention.cascade_attention(plan, module, query, key, value, attention_mask, scale)
+    return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                  **kwargs)  # fmt: skip
+
+
 def use_decode_step_mask(model) -> bool:
     """Give `model` the implementation above where it runs transformers' SDPA; whether it now does."""
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
@@ -37,7 +51,7 @@ def use_decode_step_mask(model) -> bool:
     if getattr(model.config, "_attn_implementation", None) != "sdpa":
         return getattr(model.config, "_attn_implementation", None) == NAME
     if NAME not in ALL_ATTENTION_FUNCTIONS.valid_keys():
-        AttentionInterface.register(NAME, ALL_ATTENTION_FUNCTIONS["sdpa"])
+        AttentionInterface.register(NAME, xthink_sdpa)
         AttentionMaskInterface.register(NAME, decode_step_mask)
     model.set_attn_implementation(NAME)
     return ALL_MASK_ATTENTION_FUNCTIONS[NAME] is decode_step_mask

@@ -31,6 +31,7 @@ import torch
 
 from tools.backends.base import Cancelled, ReasonRequest, check_cancel
 from tools.backends.batcher import MicroBatcher, RowError
+from tools.backends.cascade_attention import shared_prefix
 from tools.backends.chat_template import render_reasoner_prompt
 from tools.backends.compat import cache_kwargs, returned_cache
 from tools.backends.decode_mask import use_decode_step_mask
@@ -239,13 +240,19 @@ class ReasonerEngine:
             prefixes=[list(tokens) for tokens in replay] if replay else None,
         )
         cache = self._batched_cache(rows, width, max(limits))
-        out = self.model.generate(
+        pads = [width - len(p) for p in prompts]
+        with shared_prefix(pads, shared_length(prompts), device):
+            out = self._generate(input_ids, mask, cache, processor, streamer, max(limits))
+        return out.sequences.cpu(), returned_cache(out)
+
+    def _generate(self, input_ids, mask, cache, processor, streamer, limit: int):
+        device = self.model.device
+        return self.model.generate(
             input_ids=input_ids.to(device), attention_mask=mask.to(device), streamer=streamer, **cache_kwargs(cache),
-            logits_processor=[processor], max_new_tokens=max(limits), do_sample=False,
+            logits_processor=[processor], max_new_tokens=limit, do_sample=False,
             temperature=None, top_p=None, top_k=None, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
             return_dict_in_generate=True,
         )  # fmt: skip
-        return out.sequences.cpu(), returned_cache(out)
 
     def _processors(self, request: ReasonRequest, extra: list, prompt_len: int) -> list:
         """The row's thinking budget and NoWait (tools/backends/thinking.py), then the caller's extra ones."""
