@@ -6,7 +6,9 @@ query sees every earlier position and the answer is the padding mask itself. Mea
 16 rows x 200 positions: 0.17 ms of a 1.46 ms step (nothing at one row, where no mask is built). Here a model
 gets an attention implementation that is transformers' SDPA with one change: at a decode step of a padded
 batch, the mask is `attention_mask[:, None, None, :]`, the same booleans `sdpa_mask` makes; every other
-case (prefill, no padding, sliding windows, extra mask functions) goes to `sdpa_mask` unchanged.
+case (prefill, no padding, sliding windows, extra mask functions) goes to `sdpa_mask` unchanged. The attention
+function registered with it is transformers' SDPA, except at a decode step of a batch the engine marked as
+sharing a long prompt prefix (tools/backends/cascade_attention.py).
 """
 
 from __future__ import annotations
