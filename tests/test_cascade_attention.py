@@ -54,6 +54,17 @@ def test_it_computes_what_sdpa_computes(pads):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_it_keeps_a_bfloat16_models_dtype():
+    pads = [0, 3, 7, 1]
+    query, key, value, mask = (t.to(torch.bfloat16) if t.is_floating_point() else t
+                               for t in batch(pads, prefix=PREFIX, width=PREFIX + 20, generated=2))  # fmt: skip
+    expected, _ = sdpa_attention_forward(module(), query, key, value, mask, scaling=DIM**-0.5)
+    with shared_prefix(pads, PREFIX) as plan:
+        got, _ = cascade_attention.cascade_attention(plan, module(), query, key, value, mask, DIM**-0.5)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
+
+
 def test_it_takes_no_mask_when_no_row_is_padded():
     pads = [0, 0, 0, 0]
     query, key, value, mask = batch(pads, prefix=PREFIX, width=PREFIX + 3, generated=1)

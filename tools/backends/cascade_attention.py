@@ -108,4 +108,4 @@ def cascade_attention(plan: Cascade, module, query, key, value, attention_mask, 
     top = torch.maximum(lse_p, lse_r)
     w_p, w_r = torch.exp(lse_p - top), torch.exp(lse_r - top)
     out = (out_p * w_p[..., None] + out_r * w_r[..., None]) / (w_p + w_r)[..., None]
-    return out.reshape(rows, 1, heads, dim), None
+    return out.to(query.dtype).reshape(rows, 1, heads, dim), None  # the merge weights are float32
