@@ -82,7 +82,7 @@ def applies(query: torch.Tensor, key: torch.Tensor, attention_mask, kwargs: dict
         return None
     if key.shape[0] != len(plan.pads) or key.shape[2] <= plan.rest or kwargs.get("sliding_window"):
         return None
-    if attention_mask is not None and attention_mask.dtype != torch.bool:
+    if attention_mask is not None and (attention_mask.dtype != torch.bool or attention_mask.shape[-1] != key.shape[2]):
         return None
     return plan
 
@@ -93,7 +93,7 @@ def cascade_attention(plan: Cascade, module, query, key, value, attention_mask, 
     rows, heads, _, dim = query.shape
     kv_heads = key.shape[1]
     groups = heads // kv_heads
-    q = query.view(rows, kv_heads, groups, dim)
+    q = query.reshape(rows, kv_heads, groups, dim)  # query head h reads key/value head h // groups
     start, end = int(plan.pads[plan.source]), plan.rest
     # The prefix: every row's queries of a key/value head as one sequence of queries against one copy of it.
     shared_q = q.transpose(0, 1).reshape(1, kv_heads, rows * groups, dim)
