@@ -16,6 +16,7 @@ SDPA unchanged.
 from __future__ import annotations
 
 import contextlib
+import functools
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -26,15 +27,15 @@ import torch
 MIN_SAVED = 6000
 
 
-@dataclass(frozen=True)
+@dataclass
 class Cascade:
     """Where the shared prefix lies in a left-padded batch: row i's prefix is positions [pads[i], pads[i] + length)."""
 
     pads: torch.Tensor  # (rows,) each row's left padding
     length: int  # prefix tokens every row shares
     source: int  # a row with the least padding: its copy of the prefix is the one read
-
-    _memo: list = field(default_factory=list, compare=False)  # (mask, length, dtype, additive mask) of the last step
+    _step_key: tuple | None = field(default=None, repr=False)  # (mask, kv length, dtype) of the last step's mask
+    _step_mask: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def rest(self) -> int:
@@ -44,19 +45,24 @@ class Cascade:
     def own_mask(self, attention_mask, kv_length: int, dtype) -> torch.Tensor:
         """Additive mask of positions [rest, kv_length) per row: 0 where the row reads, -inf on its padding and
         on positions another row's prefix covers. Built once per step (every layer gets the same mask object)."""
-        if self._memo and self._memo[0] is attention_mask and self._memo[1:3] == [kv_length, dtype]:
-            return self._memo[3]
+        key = (attention_mask, kv_length, dtype)
+        if self._step_key is not None and self._step_key[0] is attention_mask and self._step_key[1:] == key[1:]:
+            return self._step_mask
         positions = torch.arange(self.rest, kv_length, device=self.pads.device)
         own = (positions >= (self.pads + self.length)[:, None])[:, None, None, :]
         if attention_mask is not None:
             own = own & attention_mask[..., self.rest :].to(own.device)
-        additive = torch.zeros(own.shape, dtype=dtype).masked_fill_(~own, float("-inf"))
-        self._memo[:] = [attention_mask, kv_length, dtype, additive]
-        return additive
+        self._step_key = key
+        self._step_mask = torch.zeros(own.shape, dtype=dtype).masked_fill_(~own, float("-inf"))
+        return self._step_mask
 
 
-# CPU SDPA that also returns each query's log-sum-exp, which the merge needs (torch >= 2.3; None without it).
-_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+@functools.cache
+def _flash():
+    """CPU SDPA that also returns each query's log-sum-exp, which the merge needs (torch >= 2.3; None without it)."""
+    return getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
 _ACTIVE: ContextVar[Cascade | None] = ContextVar("xthink_cascade", default=None)
 
 
@@ -78,7 +84,7 @@ def shared_prefix(pads: list[int], length: int, device="cpu"):
 def applies(query: torch.Tensor, key: torch.Tensor, attention_mask, kwargs: dict) -> Cascade | None:
     """The active cascade, when this call is a decode step of its batch (else None: plain SDPA)."""
     plan = _ACTIVE.get()
-    if plan is None or _FLASH is None or query.shape[2] != 1 or query.device.type != "cpu":
+    if plan is None or _flash() is None or query.shape[2] != 1 or query.device.type != "cpu":
         return None
     if key.shape[0] != len(plan.pads) or key.shape[2] <= plan.rest or kwargs.get("sliding_window"):
         return None
@@ -95,16 +101,17 @@ def cascade_attention(plan: Cascade, module, query, key, value, attention_mask, 
     groups = heads // kv_heads
     q = query.reshape(rows, kv_heads, groups, dim)  # query head h reads key/value head h // groups
     start, end = int(plan.pads[plan.source]), plan.rest
+    flash = _flash()
     # The prefix: every row's queries of a key/value head as one sequence of queries against one copy of it.
     shared_q = q.transpose(0, 1).reshape(1, kv_heads, rows * groups, dim)
-    out_p, lse_p = _FLASH(shared_q, key[plan.source : plan.source + 1, :, start:end],
-                          value[plan.source : plan.source + 1, :, start:end], 0.0, False, scale=scaling)  # fmt: skip
+    out_p, lse_p = flash(shared_q, key[plan.source : plan.source + 1, :, start:end],
+                         value[plan.source : plan.source + 1, :, start:end], 0.0, False, scale=scaling)  # fmt: skip
     out_p = out_p.view(kv_heads, rows, groups, dim).transpose(0, 1)
     lse_p = lse_p.view(kv_heads, rows, groups).transpose(0, 1)
     # Each row's own positions: the rest of its prompt, then the tokens generated so far (a row's group of
     # query heads as its queries, so no key is repeated per head).
-    out_r, lse_r = _FLASH(q, key[:, :, end:], value[:, :, end:], 0.0, False,
-                          attn_mask=plan.own_mask(attention_mask, key.shape[2], query.dtype), scale=scaling)  # fmt: skip
+    out_r, lse_r = flash(q, key[:, :, end:], value[:, :, end:], 0.0, False,
+                         attn_mask=plan.own_mask(attention_mask, key.shape[2], query.dtype), scale=scaling)  # fmt: skip
     top = torch.maximum(lse_p, lse_r)
     w_p, w_r = torch.exp(lse_p - top), torch.exp(lse_r - top)
     out = (out_p * w_p[..., None] + out_r * w_r[..., None]) / (w_p + w_r)[..., None]
