@@ -21,7 +21,7 @@ from evals.report import Report, build_report, write_report
 from evals.runner import EvalPlan, WorkItem, plan_work, run_item
 from evals.run_store import RunStore
 from graphs.api import ExtractThink
-from tools.long_lived import freeze_long_lived
+from tools.long_lived import freeze_new_models
 
 
 @dataclass
@@ -44,12 +44,12 @@ class SampleState(TypedDict):
 
 
 def load(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
-    """The work not done yet; the models and items, alive for the whole run, are then kept out of the garbage
-    collector's full passes (tools/long_lived.py)."""
+    """The work not done yet; models loaded since the last eval are then kept out of the garbage collector's
+    full passes (tools/long_lived.py)."""
     ctx = runtime.context
     items = plan_work(ctx.plan, ctx.store, ctx.agent)
     done = len(ctx.store.load())
-    freeze_long_lived()
+    freeze_new_models()
     return {"items": items, "already_done": done}
 
 

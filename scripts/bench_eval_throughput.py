@@ -31,6 +31,7 @@ def main() -> None:
     from evals.synthetic.benchmarks import mmstar_rows, vmcbench_rows, write_parquet
     from graphs.api import ExtractThink
     from tools.backends.loading import quiet_transformers
+    from tools.long_lived import freeze_new_models
     from tools.tiny.models import build_all
 
     parser = argparse.ArgumentParser()
@@ -51,6 +52,7 @@ def main() -> None:
         agent = ExtractThink(str(models.reasoner), str(models.perceivers["llava_onevision"]), device="cpu")
         for regime in args.regimes:
             agent.load_models(regime)
+            freeze_new_models()  # the collector's pass after a load belongs to the load, not to the first run
             speedups: dict[int, list[float]] = {c: [] for c in args.concurrency}
             for run in range(args.runs):
                 base = None

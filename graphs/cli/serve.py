@@ -70,7 +70,7 @@ def _load(models: tuple, device: str, dtype: str, engine):
     from graphs.api import ExtractThink, InputError, resolve_models
     from tools.backends.loading import ModelLoadError, quiet_transformers
     from tools.backends.spec import ModelSpecError
-    from tools.long_lived import freeze_long_lived
+    from tools.long_lived import freeze_new_models
 
     try:
         caps = SettingCaps.from_env()  # XTHINK_*_CAP, the same caps a LangGraph run's context gets
@@ -78,7 +78,7 @@ def _load(models: tuple, device: str, dtype: str, engine):
         agent = ExtractThink(reasoner=reasoner, perceiver=perceiver, device=device, dtype=dtype, engine=engine)
         quiet_transformers()
         agent.load_models("iterative")
-        freeze_long_lived()  # the models live as long as the server: out of the GC's full passes
+        freeze_new_models()  # the models live as long as the server: out of the GC's full passes
     except (InputError, ModelSpecError) as exc:
         fail(str(exc), EXIT_INPUT)
     except ModelLoadError as exc:

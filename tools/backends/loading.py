@@ -75,11 +75,26 @@ class OncePerKey:
 
 
 _LOADED = OncePerKey(_CACHE)
+_builds = 0  # how many values `cached` has built: tools/long_lived.py freezes again only after a new one
+_builds_lock = threading.Lock()
 
 
 def cached(key: tuple, build: Callable[[], Any]) -> Any:
     """Build a loaded model once per process and key; later calls reuse it (OncePerKey: per-key locks)."""
-    return _LOADED.get(key, build)
+    return _LOADED.get(key, lambda: _counted(build))
+
+
+def _counted(build: Callable[[], Any]) -> Any:
+    global _builds
+    value = build()
+    with _builds_lock:
+        _builds += 1
+    return value
+
+
+def builds() -> int:
+    """How many models (and engines) this process has loaded so far."""
+    return _builds
 
 
 def cached_where_placed(key: tuple, placement: Placement, build: Callable[[str, Any], Any]) -> Any:
