@@ -21,6 +21,7 @@ from evals.report import Report, build_report, write_report
 from evals.runner import EvalPlan, WorkItem, plan_work, run_item
 from evals.run_store import RunStore
 from graphs.api import ExtractThink
+from tools.backends.batcher import expect_burst
 from tools.long_lived import freeze_new_models
 
 
@@ -45,11 +46,12 @@ class SampleState(TypedDict):
 
 def load(state: EvalState, runtime: Runtime[EvalContext]) -> dict:
     """The work not done yet; models loaded since the last eval are then kept out of the garbage collector's
-    full passes (tools/long_lived.py)."""
+    full passes (tools/long_lived.py), and the engines told how many samples start at once."""
     ctx = runtime.context
     items = plan_work(ctx.plan, ctx.store, ctx.agent)
     done = len(ctx.store.load())
     freeze_new_models()
+    expect_burst(min(ctx.plan.concurrency, len(items)))
     return {"items": items, "already_done": done}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tools.backends.batcher import IDLE_S, MicroBatcher
+from tools.backends.batcher import IDLE_S, MicroBatcher, expect_burst
 
 
 def sized(items: list) -> list:
@@ -75,3 +75,26 @@ def test_the_batch_history_is_bounded(monkeypatch):
     for i in range(40):
         batcher.submit([i])
     assert len(batcher.batch_sizes) <= 10 and len(batcher.run_seconds) == len(batcher.batch_sizes)
+
+
+def test_an_announced_burst_closes_its_first_batch_once_all_are_in():
+    """An eval says how many samples start together: the first batch after idling closes as soon as it holds
+    that many, not after a quiet gap (here 1 s); the announcement is met once, the next idle batch waits again."""
+    batcher = MicroBatcher(sized, max_batch=16, wait_s=0.01, max_wait_s=2.0)
+
+    def burst(n: int) -> float:
+        started = time.monotonic()
+        threads = [threading.Thread(target=batcher.submit, args=([i],)) for i in range(n)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.005)
+        for thread in threads:
+            thread.join()
+        return time.monotonic() - started
+
+    expect_burst(4)
+    announced = burst(4)
+    time.sleep(IDLE_S + 0.1)
+    unannounced = burst(4)
+    assert batcher.batch_sizes == [4, 4]
+    assert announced < 0.5 and unannounced >= 1.0

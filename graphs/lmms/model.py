@@ -137,8 +137,11 @@ class ExtractThinkLMM(lmms):
     def generate_until(self, requests) -> list[GenerationResult]:
         """Run every request's doc through the agent, `concurrency` at a time; a failure (or a padding
         request) gives ''."""
+        from tools.backends.batcher import expect_burst
+
         self.agent.load_models("iterative" if self.mode == "iterative+look" else self.mode)
         jobs = self._jobs(requests)
+        expect_burst(min(max(1, self.concurrency), len(jobs)))
         results = [GenerationResult(text="", token_counts=None) for _ in requests]
         bar = tqdm(total=len(jobs), disable=self.rank != 0, desc="Model Responding")
         with tempfile.TemporaryDirectory(prefix="xthink-lmms-") as scratch, \
