@@ -24,7 +24,11 @@ Three cases skip or change that wait:
   burst in measured runs. A lone caller pays that wait once per idle spell (50 ms by default), not per call.
   Where the size of the coming burst is known (an eval fanning out its first samples: `expect_burst`), each
   batcher's next batch opened after idling closes as soon as it holds that many: the wait above cost an eval
-  at concurrency 16 on the tiny models 100 ms per run (both models' first batch), 5% of it.
+  at concurrency 16 on the tiny models 100 ms per run (both models' first batch), 5% of it. And a model that
+  idled while another model of the process was busy was waiting for callers that are over there: they come
+  back as the cohort its recent batches held, so its batch closes once they are in (an eval's samples in the
+  extract regime reach the perceiver every 0.55 s, between two reasoner calls: the quiet gap cost 50 ms each
+  time, 9% of the run).
 
 One bad request must fail alone, and the others must run once: a model call may have streamed text to
 its caller, so re-running a batch would send that text twice. `run` therefore returns, per item, its
@@ -52,6 +56,30 @@ RECENT = 4  # batches that tell the pace
 HISTORY = 4096  # batch sizes and times kept for benchmarks and tests (trimmed at twice this)
 IDLE_S = 0.25  # a request after this long without a batch may open a burst: it waits for company (see above)
 BURST_TTL_S = 60.0  # an announced burst that no batcher met within this long is forgotten
+
+
+class Activity:
+    """Whether any batcher of the process ran a batch lately (see the module docstring)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running = 0
+        self._last_end = float("-inf")
+
+    def started(self) -> None:
+        with self._lock:
+            self._running += 1
+
+    def ended(self) -> None:
+        with self._lock:
+            self._running -= 1
+            self._last_end = time.monotonic()
+
+    def busy_within(self, seconds: float) -> bool:
+        return self._running > 0 or time.monotonic() - self._last_end <= seconds
+
+
+_ACTIVITY = Activity()
 
 
 @dataclass(frozen=True)
@@ -140,11 +168,14 @@ class MicroBatcher(Generic[In, Out]):
         """(gap, deadline, enough) for a batch opening now: it closes once no request came for `gap`, at
         `deadline`, or once it holds `enough` requests with nothing else queued (see the module docstring)."""
         now = time.monotonic()
+        cohort = max(self.batch_sizes[-RECENT:], default=0)
         if now - self._last_end > IDLE_S:  # maybe the first request of a burst
-            return self.max_wait_s / 2, now + self.max_wait_s, self._announced(now) or math.inf
+            expected = self._announced(now)
+            if expected is None and cohort > 1 and _ACTIVITY.busy_within(IDLE_S):
+                expected = cohort  # idle here, but the callers were busy with another model: they come back as one
+            return self.max_wait_s / 2, now + self.max_wait_s, expected or math.inf
         alone = all(size == 1 for size in self.batch_sizes[-3:]) and self._queue.empty()
         gap, window = self.window()
-        cohort = max(self.batch_sizes[-RECENT:], default=0)
         return gap, now + (0.0 if alone else window), cohort if cohort > 1 else math.inf
 
     def _announced(self, now: float) -> int | None:
@@ -164,6 +195,7 @@ class MicroBatcher(Generic[In, Out]):
     def _execute(self, batch: list[tuple[In, Future]]) -> None:
         self.batch_sizes.append(len(batch))
         started = time.monotonic()
+        _ACTIVITY.started()
         try:
             results = self.run([item for item, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - handed to the callers, never lost in this thread
@@ -171,6 +203,7 @@ class MicroBatcher(Generic[In, Out]):
                 future.set_exception(exc)
             return
         finally:
+            _ACTIVITY.ended()
             self._last_end = time.monotonic()
             self.run_seconds.append(self._last_end - started)
             if len(self.batch_sizes) > 2 * HISTORY:  # a server runs for days: keep the recent ones only
