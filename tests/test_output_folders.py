@@ -159,3 +159,14 @@ def test_ask_trace_out_never_overwrites_a_file_it_did_not_write(tiny, image_path
         result = runner.invoke(app, [*base, "--trace-out", str(ours)])
         assert result.exit_code == 0, result.output
     assert json.loads(ours.read_text())["mode"] == "caption"
+
+
+@pytest.mark.parametrize("relative", ["../escaped.json", "traces/../../escaped.json", "traces/..", "/tmp/abs.json"])
+def test_store_refuses_a_trace_outside_its_folder(tmp_path, relative):
+    store = RunStore(tmp_path / "run")
+    store.open({"identity": {"a": 1}})
+    store.write_trace("traces/caption/ok.json", "{}")  # a checked folder does not vouch for other paths
+    with pytest.raises(RunFolderError, match="outside the run folder"):
+        store.write_trace(relative, "{}")
+    assert (store.root / "traces/caption/ok.json").read_text() == "{}"
+    assert not (tmp_path / "escaped.json").exists()
