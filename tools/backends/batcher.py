@@ -25,10 +25,10 @@ Three cases skip or change that wait:
   Where the size of the coming burst is known (an eval fanning out its first samples: `expect_burst`), each
   batcher's next batch opened after idling closes as soon as it holds that many: the wait above cost an eval
   at concurrency 16 on the tiny models 100 ms per run (both models' first batch), 5% of it. And a model that
-  idled while another model of the process was busy was waiting for callers that are over there: they come
-  back as the cohort its recent batches held, so its batch closes once they are in (an eval's samples in the
-  extract regime reach the perceiver every 0.55 s, between two reasoner calls: the quiet gap cost 50 ms each
-  time, 9% of the run).
+  idled while another model of the process was busy, after batches of several requests, was waiting for
+  callers that are over there: they come back together, so its batch is gathered as if it had not idled (the
+  first case, else its own pace's gap). An eval's samples in the extract regime reach the perceiver every
+  0.55 s, between two reasoner calls: the quiet gap cost 50 ms each time, 9% of the run.
 
 One bad request must fail alone, and the others must run once: a model call may have streamed text to
 its caller, so re-running a batch would send that text twice. `run` therefore returns, per item, its
@@ -169,11 +169,11 @@ class MicroBatcher(Generic[In, Out]):
         `deadline`, or once it holds `enough` requests with nothing else queued (see the module docstring)."""
         now = time.monotonic()
         cohort = max(self.batch_sizes[-RECENT:], default=0)
-        if now - self._last_end > IDLE_S:  # maybe the first request of a burst
-            expected = self._announced(now)
-            if expected is None and cohort > 1 and _ACTIVITY.busy_within(IDLE_S):
-                expected = cohort  # idle here, but the callers were busy with another model: they come back as one
-            return self.max_wait_s / 2, now + self.max_wait_s, expected or math.inf
+        if now - self._last_end > IDLE_S:
+            announced = self._announced(now)
+            if announced is not None or cohort < 2 or not _ACTIVITY.busy_within(IDLE_S):  # maybe new callers
+                return self.max_wait_s / 2, now + self.max_wait_s, announced or math.inf
+        # this model was busy lately, or its callers were busy with another model: they come back together
         alone = all(size == 1 for size in self.batch_sizes[-3:]) and self._queue.empty()
         gap, window = self.window()
         return gap, now + (0.0 if alone else window), cohort if cohort > 1 else math.inf
