@@ -113,7 +113,6 @@ class RunStore:
         tmp.write_text(text)
         tmp.replace(path)
 
-
     def _trace_folder(self, folder: Path) -> bool:
         """Whether `folder` is inside the run folder, creating it; checked once per folder (one per regime and
         benchmark). Why once: resolving a path is a system call per component, and under an eval's 16 threads

@@ -93,7 +93,7 @@ def _counted(build: Callable[[], Any]) -> Any:
 
 
 def builds() -> int:
-    """How many models (and engines) this process has loaded so far."""
+    """How many values `cached` has built in this process so far (models, engines, tokenizers)."""
     return _builds
 
 
