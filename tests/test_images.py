@@ -21,6 +21,17 @@ def test_missing_file(tmp_path):
         load_image(tmp_path / "nope.png")
 
 
+def test_paths_that_cannot_be_opened_are_image_errors(tmp_path):
+    """A symlink loop, a name too long for the file system, a NUL byte, a path through a file: one clear
+    ImageError each (a user's typo or a hostile request), never an OSError from deep inside."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "file").write_text("x")
+    for path, words in [(tmp_path / "loop", "cannot be opened"), (tmp_path / ("a" * 300), "cannot be opened"),
+                        (f"{tmp_path}/bad\0name.png", "cannot be opened"), (tmp_path / "file" / "x.png", "does not exist")]:
+        with pytest.raises(ImageError, match=words):
+            load_image(path)
+
+
 def test_folder_is_not_an_image(tmp_path):
     with pytest.raises(ImageError, match="not a file"):
         load_image(tmp_path)

@@ -39,7 +39,6 @@ the batch's and every caller in it gets it: nothing is retried here.
 
 from __future__ import annotations
 
-import itertools
 import math
 import queue
 import threading
@@ -82,14 +81,12 @@ class Activity:
 _ACTIVITY = Activity()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # each announcement is its own: batchers tell them apart by identity
 class Burst:
-    serial: int
     size: int
     at: float  # time.monotonic() when announced
 
 
-_bursts = itertools.count(1)
 _burst: Burst | None = None  # the last announced burst (process-wide: the batchers are)
 
 
@@ -98,7 +95,7 @@ def expect_burst(size: int) -> None:
     after idling closes once it holds that many, instead of waiting for a quiet gap (see the module docstring)."""
     global _burst
     if size >= 1:
-        _burst = Burst(next(_bursts), size, time.monotonic())
+        _burst = Burst(size, time.monotonic())
 
 
 class RowError:
@@ -125,7 +122,7 @@ class MicroBatcher(Generic[In, Out]):
         self._queue: queue.Queue[tuple[In, Future]] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._last_end = float("-inf")  # when the last batch ended
-        self._burst_met = 0  # serial of the last announced burst this batcher met
+        self._burst_met: Burst | None = None  # the last announced burst this batcher met
         self._lock = threading.Lock()
 
     def submit(self, items: Sequence[In]) -> list[Out]:
@@ -181,9 +178,9 @@ class MicroBatcher(Generic[In, Out]):
     def _announced(self, now: float) -> int | None:
         """The size of a burst announced (`expect_burst`) and not yet met by this batcher; met once only."""
         burst = _burst
-        if burst is None or burst.serial == self._burst_met or now - burst.at > BURST_TTL_S:
+        if burst is None or burst is self._burst_met or now - burst.at > BURST_TTL_S:
             return None
-        self._burst_met = burst.serial
+        self._burst_met = burst
         return burst.size
 
     def window(self) -> tuple[float, float]:

@@ -44,6 +44,9 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
         status = p.stat()  # one system call, not three: each waits for the interpreter lock again under load
     except (FileNotFoundError, NotADirectoryError):
         raise ImageError(f"image '{p}' does not exist; check the path") from None
+    except (OSError, ValueError) as exc:  # a symlink loop, a name too long, a NUL byte, no permission
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ImageError(f"image '{p}' cannot be opened ({reason}); check the path") from None
     if not stat.S_ISREG(status.st_mode):
         raise ImageError(f"image '{p}' is not a file")
     if status.st_size == 0:
